@@ -1,0 +1,79 @@
+// Python bindings of the CUDA kernels (sdmae._C_cuda). Arguments are raw
+// device pointers and the current stream, passed by sdmae/kernels.py after it
+// has checked device, dtype, shape and contiguity of every tensor.
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+
+#include "ops_cuda.h"
+
+namespace py = pybind11;
+
+namespace {
+
+template <typename T>
+T* ptr(std::uintptr_t address) {
+  return reinterpret_cast<T*>(address);
+}
+
+cudaStream_t stream_of(std::uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
+
+int device_count() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no device" error
+    return 0;
+  }
+  return count;
+}
+
+void require_device() {
+  if (device_count() == 0)
+    throw std::runtime_error("sdmae._C_cuda: no CUDA device is available on this machine; use backend='cpp' or 'numpy'");
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C_cuda, m) {
+  m.doc() = "sdmae CUDA kernels. Use sdmae.kernels, which validates tensors and passes pointers and the stream.";
+  m.attr("__version__") = SDMAE_VERSION;
+  m.def("device_count", &device_count, "Number of CUDA devices the runtime sees (0 without a GPU).");
+  m.def("patchify", [](std::uintptr_t x, std::uintptr_t out, int64_t n, int64_t c, int64_t h, int64_t w, int64_t p,
+                       std::uintptr_t stream) {
+    require_device();
+    py::gil_scoped_release release;
+    sdmae::cuda::patchify(ptr<const float>(x), ptr<float>(out), n, c, h, w, p, stream_of(stream));
+  });
+  m.def("unpatchify", [](std::uintptr_t t, std::uintptr_t out, int64_t n, int64_t c, int64_t h, int64_t w, int64_t p,
+                         std::uintptr_t stream) {
+    require_device();
+    py::gil_scoped_release release;
+    sdmae::cuda::unpatchify(ptr<const float>(t), ptr<float>(out), n, c, h, w, p, stream_of(stream));
+  });
+  m.def("token_weights", [](std::uintptr_t g, std::uintptr_t out, int64_t n, int64_t c, int64_t h, int64_t w,
+                            int64_t p, std::uintptr_t stream) {
+    require_device();
+    py::gil_scoped_release release;
+    sdmae::cuda::token_weights(ptr<const float>(g), ptr<float>(out), n, c, h, w, p, stream_of(stream));
+  });
+  m.def("prepare", [](std::uintptr_t frames, int64_t h0, int64_t w0, std::uintptr_t slot_frames, int64_t num_slots,
+                      std::uintptr_t sample_slots, int64_t n, int64_t h, int64_t w, int64_t p, std::uintptr_t cache,
+                      std::uintptr_t inputs, std::uintptr_t gradients, std::uintptr_t weights, std::uintptr_t stream) {
+    require_device();
+    py::gil_scoped_release release;
+    sdmae::cuda::prepare(ptr<const uint8_t>(frames), h0, w0, ptr<const int64_t>(slot_frames), num_slots,
+                         ptr<const int64_t>(sample_slots), n, h, w, p, ptr<float>(cache), ptr<float>(inputs),
+                         ptr<float>(gradients), ptr<float>(weights), stream_of(stream));
+  });
+  m.def("score", [](std::uintptr_t target, std::uintptr_t teacher, std::uintptr_t student, std::uintptr_t weights,
+                    int64_t n, int64_t l, int64_t c, int64_t p, int64_t h, int64_t w, float discrepancy_weight,
+                    float map_weight, std::uintptr_t token_error, std::uintptr_t token_discrepancy,
+                    std::uintptr_t frame, std::uintptr_t maps, std::uintptr_t stream) {
+    require_device();
+    py::gil_scoped_release release;
+    sdmae::cuda::score(ptr<const float>(target), ptr<const float>(teacher), ptr<const float>(student),
+                       ptr<const float>(weights), n, l, c, p, h, w, discrepancy_weight, map_weight,
+                       ptr<float>(token_error), ptr<float>(token_discrepancy), ptr<float>(frame), ptr<float>(maps),
+                       stream_of(stream));
+  });
+}

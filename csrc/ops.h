@@ -1,0 +1,33 @@
+// Flat CPU kernels of sdmae. Callers (module.cpp) pass contiguous, correctly
+// typed, size-checked buffers; the kernels do no checking of their own.
+// Shapes: N batch, C channels, H/W image size, p patch, L tokens, T frames.
+#pragma once
+#include <cstdint>
+
+namespace sdmae {
+
+// x (N, C, H, W) -> out (N, L, p*p*C), token order (row, column, channel).
+void patchify(const float* x, float* out, int64_t n, int64_t c, int64_t h, int64_t w, int64_t p);
+// t (N, L, p*p*C) -> out (N, C, H, W).
+void unpatchify(const float* t, float* out, int64_t n, int64_t c, int64_t h, int64_t w, int64_t p);
+// g (N, C, H, W) -> out (N, L): mean_c max_patch g, normalised to sum 1.
+void token_weights(const float* g, float* out, int64_t n, int64_t c, int64_t h, int64_t w, int64_t p);
+
+// frames (T, H0, W0, 3) uint8 and centres (N,) in [0, T) ->
+// inputs (N, 9, h, w), gradients (N, 3, h, w), weights (N, L).
+void prepare(const uint8_t* frames, int64_t t, int64_t h0, int64_t w0,
+             const int64_t* centres, int64_t n, int64_t h, int64_t w, int64_t p,
+             int64_t offset, int64_t step,
+             float* inputs, float* gradients, float* weights);
+
+// target/teacher/student (N, L, p*p*C), weights (N, L) ->
+// token_error, token_discrepancy (N, L), frame (N,), maps (N, h, w) or null.
+void score(const float* target, const float* teacher, const float* student, const float* weights,
+           int64_t n, int64_t l, int64_t c, int64_t p, int64_t h, int64_t w,
+           float discrepancy_weight, float map_weight,
+           float* token_error, float* token_discrepancy, float* frame, float* maps);
+
+// Normalise m (N, L) in place to rows summing to 1 (uniform when a row sums to <= 0).
+void normalise_rows(float* m, int64_t n, int64_t l);
+
+}  // namespace sdmae

@@ -1,0 +1,20 @@
+"""sdmae: self-distilled masked auto-encoders for video anomaly detection.
+
+A re-implementation of Ristea et al., "Self-Distilled Masked Auto-Encoders are
+Efficient Video Anomaly Detectors" (CVPR 2024).
+
+Pipeline (one module per stage)::
+
+    sdmae.data      decode videos, read dataset layouts, synthetic scenes/anomalies
+    sdmae.kernels   prepare (frames -> 9-channel inputs, motion weights), score
+    sdmae.model     masked AE: encoder, teacher decoder, student head
+    sdmae.train     two-stage training (teacher, then self-distilled student)
+    sdmae.detector  score videos and streams with a trained run
+    sdmae.postprocess, sdmae.metrics, sdmae.report
+
+Shape glossary used in every docstring:
+    N batch, T time (frames), C channels, H/W height/width (h/w at model size),
+    p patch size, L tokens per frame (= (h/p) * (w/p)), D embedding dim.
+"""
+
+__version__ = "0.1.0"

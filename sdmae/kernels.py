@@ -1,0 +1,470 @@
+"""Public hot-path ops: validate the arguments, then dispatch.
+
+Every op takes ``backend="auto" | "cpp" | "cuda" | "numpy"``; ``None`` reads the
+``SDMAE_BACKEND`` environment variable (default ``auto``). ``auto`` picks CUDA
+for CUDA tensors, the C++ extension otherwise, and the NumPy twin of
+:mod:`sdmae.reference` when the extension is not built (with one warning).
+
+CPU backends take NumPy arrays or CPU torch tensors (zero-copy) and return the
+same kind; the CUDA backend takes CUDA torch tensors, runs on the current
+stream and returns CUDA tensors. The kernels themselves never see an
+unchecked buffer: everything is checked here.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import sys
+import warnings
+from typing import Any
+
+import numpy as np
+
+from . import reference
+from .reference import Prepared, Scores
+
+try:
+    from . import _C
+except ImportError as exc:  # the package still works with the twins alone
+    _C = None
+    _C_IMPORT_ERROR: Exception | None = exc
+else:
+    _C_IMPORT_ERROR = None
+
+try:
+    from . import _C_cuda
+except ImportError:
+    _C_cuda = None
+
+__all__ = ["BACKENDS", "Prepared", "Scores", "available_backends", "patchify", "unpatchify",
+           "token_weights", "prepare", "score"]
+
+BACKENDS = ("auto", "cpp", "cuda", "numpy")
+_warned_fallback = False
+
+
+def available_backends() -> list[str]:
+    """Backends usable on this machine, fastest first (CUDA only with a GPU present)."""
+    found = []
+    if _C_cuda is not None and _C_cuda.device_count() > 0:
+        found.append("cuda")
+    if _C is not None:
+        found.append("cpp")
+    return found + ["numpy"]
+
+
+# ---------------------------------------------------------------------------
+# argument checking
+
+
+def _is_tensor(x: Any) -> bool:
+    torch = sys.modules.get("torch")  # a tensor cannot exist unless torch is imported
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _resolve_backend(backend: str | None, on_cuda: bool) -> str:
+    chosen = backend if backend is not None else os.environ.get("SDMAE_BACKEND", "auto")
+    if chosen not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {chosen!r}")
+    if chosen == "auto":
+        if on_cuda:
+            chosen = "cuda"
+        elif _C is not None:
+            chosen = "cpp"
+        else:
+            global _warned_fallback
+            if not _warned_fallback:
+                warnings.warn(f"sdmae._C is not built ({_C_IMPORT_ERROR}); using the slow NumPy twins",
+                              RuntimeWarning, stacklevel=3)
+                _warned_fallback = True
+            chosen = "numpy"
+    if chosen == "cuda":
+        if not on_cuda:
+            raise ValueError("backend='cuda' needs CUDA torch tensors; move the inputs with .cuda() "
+                             "or use backend='cpp'")
+        if _C_cuda is None:
+            raise RuntimeError("backend='cuda' but sdmae._C_cuda was not built (reinstall with CUDA "
+                               "available, or SDMAE_CUDA=1 to make its absence an error)")
+    elif on_cuda:
+        raise ValueError(f"backend={chosen!r} runs on the CPU but got CUDA tensors; "
+                         "use backend='cuda' or move the inputs with .cpu()")
+    if chosen == "cpp" and _C is None:
+        raise RuntimeError(f"backend='cpp' but the extension sdmae._C is not built: {_C_IMPORT_ERROR}")
+    return chosen
+
+
+def _positive_int(value: Any, name: str) -> int:
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
+    if v <= 0:
+        raise ValueError(f"{name} must be positive, got {v}")
+    return v
+
+
+def _non_negative_int(value: Any, name: str) -> int:
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
+    if v < 0:
+        raise ValueError(f"{name} must be >= 0, got {v}")
+    return v
+
+
+def _size(size: Any, patch: int) -> tuple[int, int]:
+    try:
+        h, w = size
+    except (TypeError, ValueError):
+        raise ValueError(f"size must be a pair (h, w), got {size!r}") from None
+    h, w = _positive_int(h, "size[0]"), _positive_int(w, "size[1]")
+    if h % patch or w % patch:
+        raise ValueError(f"size {(h, w)} must be a multiple of the patch size {patch}")
+    return h, w
+
+
+def _dtype_name(x: Any) -> str:
+    return str(x.dtype).replace("torch.", "")
+
+
+def _check_array(x: Any, name: str, ndim: int, shape_doc: str, dtype: str) -> None:
+    """Type, dtype and ndim of one array argument (either kind of array)."""
+    if not (isinstance(x, np.ndarray) or _is_tensor(x)):
+        raise TypeError(f"{name} must be a NumPy array or torch tensor of shape {shape_doc}, "
+                        f"got {type(x).__name__}")
+    if _dtype_name(x) != dtype:
+        raise TypeError(f"{name} must have dtype {dtype} (shape {shape_doc}), got {_dtype_name(x)}")
+    if x.ndim != ndim:
+        raise ValueError(f"{name} must have shape {shape_doc}, got {tuple(x.shape)}")
+
+
+def _on_cuda(*arrays: Any) -> bool:
+    flags = {bool(_is_tensor(a) and a.is_cuda) for a in arrays if a is not None}
+    if len(flags) > 1:
+        raise ValueError("the arguments mix CUDA tensors and CPU arrays; put them on one device")
+    return flags == {True}
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    """Zero-copy view of a CPU tensor or array, made C-contiguous (a copy only when strided)."""
+    if _is_tensor(x):
+        x = x.detach().numpy()
+    return np.ascontiguousarray(x)
+
+
+def _like(result: np.ndarray | None, template: Any) -> Any:
+    """Return torch tensors to torch callers, arrays to NumPy callers."""
+    if result is None or not _is_tensor(template):
+        return result
+    import torch
+
+    return torch.from_numpy(result)
+
+
+def _cuda_prepare_tensors(*tensors: Any) -> tuple[Any, ...]:
+    device = tensors[0].device
+    for t in tensors:
+        if t.device != device:
+            raise ValueError(f"all CUDA tensors must be on one device, got {t.device} and {device}")
+    return tuple(t.contiguous() for t in tensors)
+
+
+def _stream(device: Any) -> int:
+    import torch
+
+    return torch.cuda.current_stream(device).cuda_stream
+
+
+# ---------------------------------------------------------------------------
+# ops
+
+
+def patchify(x: Any, p: int, *, backend: str | None = None) -> Any:
+    """Cut images into p x p tokens.
+
+    Parameters
+    ----------
+    x : (N, C, H, W) float32 array or tensor, H and W multiples of p
+    p : int, patch size
+
+    Returns
+    -------
+    (N, L, p*p*C) float32, tokens row-major, each ordered (row, column, channel).
+    """
+    _check_array(x, "x", 4, "(N, C, H, W)", "float32")
+    p = _positive_int(p, "p")
+    n, c, h, w = x.shape
+    if n == 0 or c == 0:
+        raise ValueError(f"x must have shape (N, C, H, W) with N, C >= 1, got {tuple(x.shape)}")
+    _size((h, w), p)
+    chosen = _resolve_backend(backend, _on_cuda(x))
+    if chosen == "cuda":
+        import torch
+
+        (xt,) = _cuda_prepare_tensors(x)
+        out = torch.empty((n, (h // p) * (w // p), p * p * c), dtype=torch.float32, device=xt.device)
+        with torch.cuda.device(xt.device):
+            _C_cuda.patchify(xt.data_ptr(), out.data_ptr(), n, c, h, w, p, _stream(xt.device))
+        return out
+    xa = _to_numpy(x)
+    if chosen == "numpy":
+        return _like(reference.patchify(xa, p), x)
+    out = np.empty((n, (h // p) * (w // p), p * p * c), np.float32)
+    _C.patchify(xa, p, out)
+    return _like(out, x)
+
+
+def unpatchify(t: Any, p: int, h: int, w: int, *, backend: str | None = None) -> Any:
+    """Inverse of :func:`patchify`.
+
+    Parameters
+    ----------
+    t : (N, L, p*p*C) float32 with L = (h/p) * (w/p)
+    p, h, w : int
+
+    Returns
+    -------
+    (N, C, h, w) float32
+    """
+    _check_array(t, "t", 3, "(N, L, p*p*C)", "float32")
+    p = _positive_int(p, "p")
+    h, w = _size((h, w), p)
+    n, l, d = t.shape
+    if n == 0:
+        raise ValueError("t must have shape (N, L, p*p*C) with N >= 1, got an empty batch")
+    if l != (h // p) * (w // p) or d == 0 or d % (p * p):
+        raise ValueError(f"t must have shape (N, {(h // p) * (w // p)}, {p}*{p}*C) for h={h}, w={w}, p={p}, "
+                         f"got {tuple(t.shape)}")
+    c = d // (p * p)
+    chosen = _resolve_backend(backend, _on_cuda(t))
+    if chosen == "cuda":
+        import torch
+
+        (tt,) = _cuda_prepare_tensors(t)
+        out = torch.empty((n, c, h, w), dtype=torch.float32, device=tt.device)
+        with torch.cuda.device(tt.device):
+            _C_cuda.unpatchify(tt.data_ptr(), out.data_ptr(), n, c, h, w, p, _stream(tt.device))
+        return out
+    ta = _to_numpy(t)
+    if chosen == "numpy":
+        return _like(reference.unpatchify(ta, p, h, w), t)
+    out = np.empty((n, c, h, w), np.float32)
+    _C.unpatchify(ta, p, out)
+    return _like(out, t)
+
+
+def token_weights(g: Any, p: int, *, backend: str | None = None) -> Any:
+    """Motion weights of the tokens, ``w_i = m_i / sum_j m_j``.
+
+    Parameters
+    ----------
+    g : (N, C, H, W) float32 motion gradients, H and W multiples of p
+    p : int, patch size
+
+    Returns
+    -------
+    (N, L) float32, rows summing to 1 (uniform where a sample has no motion).
+    """
+    _check_array(g, "g", 4, "(N, C, H, W)", "float32")
+    p = _positive_int(p, "p")
+    n, c, h, w = g.shape
+    if n == 0 or c == 0:
+        raise ValueError(f"g must have shape (N, C, H, W) with N, C >= 1, got {tuple(g.shape)}")
+    _size((h, w), p)
+    chosen = _resolve_backend(backend, _on_cuda(g))
+    if chosen == "cuda":
+        import torch
+
+        (gt,) = _cuda_prepare_tensors(g)
+        out = torch.empty((n, (h // p) * (w // p)), dtype=torch.float32, device=gt.device)
+        with torch.cuda.device(gt.device):
+            _C_cuda.token_weights(gt.data_ptr(), out.data_ptr(), n, c, h, w, p, _stream(gt.device))
+        return out
+    ga = _to_numpy(g)
+    if chosen == "numpy":
+        return _like(reference.token_weights(ga, p), g)
+    out = np.empty((n, (h // p) * (w // p)), np.float32)
+    _C.token_weights(ga, p, out)
+    return _like(out, g)
+
+
+def _centres(centres: Any, num_frames: int) -> np.ndarray:
+    if _is_tensor(centres):
+        centres = centres.detach().cpu().numpy()
+    c = np.asarray(centres)
+    if c.ndim == 0:
+        c = c.reshape(1)
+    if c.ndim != 1:
+        raise ValueError(f"centres must have shape (N,), got {c.shape}")
+    if c.size == 0:
+        raise ValueError("centres is empty: prepare needs at least one centre frame (N >= 1)")
+    if c.dtype.kind not in "iu":
+        raise TypeError(f"centres must hold integers, got dtype {c.dtype}")
+    bad = np.flatnonzero((c < 0) | (c >= num_frames))
+    if bad.size:
+        raise ValueError(f"centres[{bad[0]}] = {c[bad[0]]} is outside the video's frames [0, {num_frames})")
+    return np.ascontiguousarray(c, dtype=np.int64)
+
+
+def prepare(frames: Any, centres: Any, size: tuple[int, int], patch: int, offset: int = 3, step: int = 1,
+            *, out: Prepared | None = None, backend: str | None = None) -> Prepared:
+    """The fused front end: model inputs, motion gradients and token weights.
+
+    Parameters
+    ----------
+    frames : (T, H0, W0, 3) uint8 RGB frames of any size
+    centres : (N,) integers in [0, T), the frames to score or train on
+    size : (h, w) model input size, multiples of ``patch``
+    patch : int, token size p
+    offset : int, the input frames are t - offset, t, t + offset (clamped to the video)
+    step : int, the motion gradient is |x(t - step) - x(t + step)| (clamped)
+    out : Prepared of C-contiguous float32 NumPy arrays to write into (CPU backends),
+        so that a pipeline can reuse its buffers
+
+    Returns
+    -------
+    Prepared(inputs (N, 9, h, w) in [-1, 1], gradients (N, 3, h, w) in [0, 255],
+    weights (N, L)), all float32; see :func:`sdmae.reference.prepare`.
+    """
+    _check_array(frames, "frames", 4, "(T, H0, W0, 3)", "uint8")
+    t_count, h0, w0, ch = frames.shape
+    if ch != 3 or t_count == 0 or h0 == 0 or w0 == 0:
+        raise ValueError(f"frames must have shape (T, H0, W0, 3) with T, H0, W0 >= 1, got {tuple(frames.shape)}")
+    patch = _positive_int(patch, "patch")
+    h, w = _size(size, patch)
+    offset = _non_negative_int(offset, "offset")
+    step = _non_negative_int(step, "step")
+    c = _centres(centres, t_count)
+    n, l = len(c), (h // patch) * (w // patch)
+    chosen = _resolve_backend(backend, _on_cuda(frames))
+    if chosen == "cuda":
+        if out is not None:
+            raise ValueError("out is only supported by the CPU backends")
+        return _prepare_cuda(frames, c, h, w, patch, offset, step)
+
+    fa = _to_numpy(frames)
+    if out is None:
+        result = Prepared(np.empty((n, 9, h, w), np.float32), np.empty((n, 3, h, w), np.float32),
+                          np.empty((n, l), np.float32))
+    else:
+        result = _check_out(out, n, h, w, l)
+    if chosen == "numpy":
+        for dst, src in zip(result, reference.prepare(fa, c, (h, w), patch, offset, step)):
+            dst[...] = src
+    else:
+        _C.prepare(fa, c, h, w, patch, offset, step, *result)
+    return Prepared(*(_like(a, frames) for a in result))
+
+
+def _check_out(out: Any, n: int, h: int, w: int, l: int) -> Prepared:
+    shapes = {"inputs": (n, 9, h, w), "gradients": (n, 3, h, w), "weights": (n, l)}
+    try:
+        arrays = Prepared(*out)
+    except TypeError:
+        raise TypeError("out must be a Prepared (inputs, gradients, weights) of NumPy arrays") from None
+    for name, a in zip(Prepared._fields, arrays):
+        if not (isinstance(a, np.ndarray) and a.dtype == np.float32 and a.flags.c_contiguous and a.flags.writeable):
+            raise TypeError(f"out.{name} must be a writeable C-contiguous float32 NumPy array")
+        if a.shape != shapes[name]:
+            raise ValueError(f"out.{name} must have shape {shapes[name]}, got {a.shape}")
+    return arrays
+
+
+def _prepare_cuda(frames: Any, c: np.ndarray, h: int, w: int, p: int, offset: int, step: int) -> Prepared:
+    import torch
+
+    (ft,) = _cuda_prepare_tensors(frames)
+    t_count, h0, w0, _ = ft.shape
+    # Each used source frame gets one slot of the resize cache (host-side bookkeeping, N*5 ints).
+    wanted = np.clip(c[:, None] + np.array([-offset, 0, offset, -step, step]), 0, t_count - 1)  # (N, 5)
+    slot_frames, sample_slots = np.unique(wanted, return_inverse=True)
+    device = ft.device
+    slot_frames_d = torch.from_numpy(slot_frames.astype(np.int64)).to(device)
+    sample_slots_d = torch.from_numpy(sample_slots.reshape(-1, 5).astype(np.int64)).to(device)
+    n, s = len(c), len(slot_frames)
+    cache = torch.empty((s, 3, h, w), dtype=torch.float32, device=device)
+    inputs = torch.empty((n, 9, h, w), dtype=torch.float32, device=device)
+    gradients = torch.empty((n, 3, h, w), dtype=torch.float32, device=device)
+    weights = torch.empty((n, (h // p) * (w // p)), dtype=torch.float32, device=device)
+    with torch.cuda.device(device):
+        _C_cuda.prepare(ft.data_ptr(), h0, w0, slot_frames_d.data_ptr(), s, sample_slots_d.data_ptr(), n, h, w, p,
+                        cache.data_ptr(), inputs.data_ptr(), gradients.data_ptr(), weights.data_ptr(),
+                        _stream(device))
+    return Prepared(inputs, gradients, weights)
+
+
+def score(target: Any, teacher: Any, student: Any, weights: Any, patch: int, size: tuple[int, int], *,
+          discrepancy_weight: float = 1.0, map_weight: float = 1.0, with_maps: bool = True,
+          backend: str | None = None) -> Scores:
+    """The fused back end: token errors, frame scores and pixel anomaly maps.
+
+    Parameters
+    ----------
+    target, teacher : (N, L, p*p*C) float32, patchified target and teacher output
+        (C = 4: RGB of the current frame and the anomaly map; the map target is
+        zero at test time)
+    student : (N, L, p*p*C) float32 or None (None: no discrepancy term)
+    weights : (N, L) float32 token motion weights
+    patch : int
+    size : (h, w) with (h/p) * (w/p) == L
+    discrepancy_weight, map_weight : float, see :func:`sdmae.reference.score`
+    with_maps : bool, also compute the (N, h, w) pixel maps
+
+    Returns
+    -------
+    Scores(token_error (N, L), token_discrepancy (N, L), frame (N,), maps (N, h, w) or None)
+    """
+    patch = _positive_int(patch, "patch")
+    h, w = _size(size, patch)
+    l = (h // patch) * (w // patch)
+    _check_array(target, "target", 3, "(N, L, p*p*C)", "float32")
+    n, lt, d = target.shape
+    if n == 0:
+        raise ValueError("target must have shape (N, L, p*p*C) with N >= 1, got an empty batch")
+    if lt != l or d == 0 or d % (patch * patch):
+        raise ValueError(f"target must have shape (N, {l}, {patch}*{patch}*C) for size {(h, w)} and patch {patch}, "
+                         f"got {tuple(target.shape)}")
+    if student is None:
+        student = teacher
+    for name, a in (("teacher", teacher), ("student", student)):
+        _check_array(a, name, 3, "(N, L, p*p*C)", "float32")
+        if tuple(a.shape) != tuple(target.shape):
+            raise ValueError(f"{name} must have the shape of target {tuple(target.shape)}, got {tuple(a.shape)}")
+    _check_array(weights, "weights", 2, "(N, L)", "float32")
+    if tuple(weights.shape) != (n, l):
+        raise ValueError(f"weights must have shape (N, L) = {(n, l)}, got {tuple(weights.shape)}")
+    dw, mw = float(discrepancy_weight), float(map_weight)
+    if not (np.isfinite(dw) and np.isfinite(mw)):
+        raise ValueError("discrepancy_weight and map_weight must be finite")
+
+    chosen = _resolve_backend(backend, _on_cuda(target, teacher, student, weights))
+    if chosen == "cuda":
+        return _score_cuda(target, teacher, student, weights, patch, h, w, dw, mw, with_maps)
+    tg, te, st, wt = (_to_numpy(a) for a in (target, teacher, student, weights))
+    if chosen == "numpy":
+        result = reference.score(tg, te, st, wt, patch, (h, w), dw, mw, with_maps)
+    else:
+        result = Scores(np.empty((n, l), np.float32), np.empty((n, l), np.float32), np.empty(n, np.float32),
+                        np.empty((n, h, w), np.float32) if with_maps else None)
+        _C.score(tg, te, st, wt, patch, h, w, dw, mw, *result)
+    return Scores(*(_like(a, target) for a in result))
+
+
+def _score_cuda(target: Any, teacher: Any, student: Any, weights: Any, p: int, h: int, w: int,
+                dw: float, mw: float, with_maps: bool) -> Scores:
+    import torch
+
+    tg, te, st, wt = _cuda_prepare_tensors(target, teacher, student, weights)
+    n, l, d = tg.shape
+    device = tg.device
+    err = torch.empty((n, l), dtype=torch.float32, device=device)
+    disc = torch.empty((n, l), dtype=torch.float32, device=device)
+    frame = torch.empty((n,), dtype=torch.float32, device=device)
+    maps = torch.empty((n, h, w), dtype=torch.float32, device=device) if with_maps else None
+    with torch.cuda.device(device):
+        _C_cuda.score(tg.data_ptr(), te.data_ptr(), st.data_ptr(), wt.data_ptr(), n, l, d // (p * p), p, h, w, dw, mw,
+                      err.data_ptr(), disc.data_ptr(), frame.data_ptr(), 0 if maps is None else maps.data_ptr(),
+                      _stream(device))
+    return Scores(err, disc, frame, maps)

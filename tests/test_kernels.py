@@ -1,0 +1,275 @@
+"""Every fused kernel pinned to its NumPy twin (C++ always, CUDA with a GPU)."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import sdmae
+from sdmae import kernels, reference
+
+# float32 tolerance, defined once: relative, plus absolute scaled by the magnitude.
+RTOL, ATOL = 2e-5, 2e-6
+
+HAS_GPU = "cuda" in kernels.available_backends()
+BACKENDS = ["cpp", pytest.param("cuda", marks=pytest.mark.skipif(not HAS_GPU, reason="no CUDA device here"))]
+LAYOUTS = ["c", "fortran", "strided"]
+
+
+def assert_close(actual, expected):
+    actual = actual.cpu().numpy() if isinstance(actual, torch.Tensor) else actual
+    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
+    np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=ATOL * scale)
+
+
+def layout(a, kind):
+    """The same values as ``a`` in C order, Fortran order or as a strided view."""
+    if kind == "fortran":
+        return np.asfortranarray(a)
+    if kind == "strided":
+        wide = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
+        wide[..., ::2] = a
+        return wide[..., ::2]
+    return np.ascontiguousarray(a)
+
+
+def on(backend, a):
+    """Hand ``a`` to a backend: NumPy for C++, a CUDA tensor for CUDA."""
+    return torch.from_numpy(np.ascontiguousarray(a)).cuda() if backend == "cuda" else a
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def test_version_is_passed_into_cpp():
+    assert sdmae._C.__version__ == sdmae.__version__
+
+
+@pytest.mark.skipif(kernels._C_cuda is None or HAS_GPU, reason="needs the CUDA module built and no GPU present")
+def test_cuda_module_without_gpu_raises_clearly():
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        kernels._C_cuda.patchify(0, 0, 1, 1, 1, 1, 1, 0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", LAYOUTS)
+@pytest.mark.parametrize("shape,p", [((1, 1, 4, 4), 4), ((3, 5, 12, 20), 4), ((2, 9, 16, 48), 16),
+                                     ((1, 4, 8, 24), 8), ((2, 3, 3, 5), 1)])
+def test_patchify_matches_twin(rng, backend, kind, shape, p):
+    x = rng.standard_normal(shape, dtype=np.float32)
+    tokens = kernels.patchify(on(backend, layout(x, kind)), p, backend=backend)
+    assert_close(tokens, reference.patchify(x, p))
+    back = kernels.unpatchify(on(backend, layout(reference.patchify(x, p), kind)), p, shape[2], shape[3],
+                              backend=backend)
+    assert_close(back, x)
+
+
+def test_patchify_order_is_mae_convention():
+    x = np.arange(2 * 4 * 4, dtype=np.float32).reshape(1, 2, 4, 4)  # (N, C, H, W)
+    t = kernels.patchify(x, 2)
+    # token 1 = rows 0-1, columns 2-3; inside: (row, column, channel)
+    assert t[0, 1].tolist() == [2, 18, 3, 19, 6, 22, 7, 23]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", LAYOUTS)
+@pytest.mark.parametrize("shape,p", [((1, 3, 16, 16), 4), ((4, 3, 24, 40), 8), ((2, 1, 32, 16), 16),
+                                     ((3, 2, 5, 7), 1)])
+def test_token_weights_match_twin(rng, backend, kind, shape, p):
+    g = rng.random(shape, dtype=np.float32) * 255
+    g[0] = 0  # a sample without motion gets uniform weights
+    w = kernels.token_weights(on(backend, layout(g, kind)), p, backend=backend)
+    expected = reference.token_weights(g, p)
+    assert_close(w, expected)
+    np.testing.assert_allclose(expected.sum(axis=1), 1, rtol=1e-5)
+    np.testing.assert_allclose(expected[0], 1 / expected.shape[1])
+
+
+def make_frames(rng, t, h0, w0):
+    return rng.integers(0, 256, (t, h0, w0, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", LAYOUTS)
+@pytest.mark.parametrize("t,h0,w0,size,p,offset,step,centres", [
+    (10, 37, 53, (24, 40), 8, 3, 1, [0, 3, 9, 5, 5]),      # odd frame size, edges clamped, repeats
+    (1, 9, 17, (16, 32), 16, 3, 1, [0]),                   # one frame, upsampling
+    (8, 60, 44, (12, 8), 4, 2, 2, [7, 1]),                 # other offsets
+    (6, 31, 47, (8, 8), 1, 0, 0, [2]),                     # patch 1, zero offsets
+])
+def test_prepare_matches_twin(rng, backend, kind, t, h0, w0, size, p, offset, step, centres):
+    frames = make_frames(rng, t, h0, w0)
+    got = kernels.prepare(on(backend, layout(frames, kind)), centres, size, p, offset, step, backend=backend)
+    expected = reference.prepare(frames, np.array(centres), size, p, offset, step)
+    for a, b in zip(got, expected):
+        assert_close(a, b)
+
+
+def test_prepare_semantics(rng):
+    frames = make_frames(rng, 9, 20, 30)
+    out = kernels.prepare(frames, [4], (20, 30), 10, offset=3, step=1)
+    # at the native size the resize is the identity
+    np.testing.assert_allclose(out.inputs[0, 3:6], frames[4].transpose(2, 0, 1) / 127.5 - 1, atol=1e-6)
+    np.testing.assert_allclose(out.inputs[0, 0:3], frames[1].transpose(2, 0, 1) / 127.5 - 1, atol=1e-6)
+    np.testing.assert_allclose(out.gradients[0], np.abs(frames[3].astype(np.float32) - frames[5]).transpose(2, 0, 1))
+    assert out.inputs.min() >= -1 and out.inputs.max() <= 1
+
+
+def test_resize_follows_align_corners_false(rng):
+    frame = make_frames(rng, 1, 37, 53)[0]
+    for size in [(24, 40), (64, 96)]:
+        ours = reference.resize_bilinear(frame, size)
+        theirs = torch.nn.functional.interpolate(torch.from_numpy(frame.transpose(2, 0, 1)[None].astype(np.float32)),
+                                                 size=size, mode="bilinear", align_corners=False)[0].numpy()
+        np.testing.assert_allclose(ours, theirs, atol=2e-3)
+
+
+def test_prepare_writes_into_out(rng):
+    frames = make_frames(rng, 5, 16, 16)
+    out = reference.Prepared(np.empty((2, 9, 8, 8), np.float32), np.empty((2, 3, 8, 8), np.float32),
+                             np.empty((2, 4), np.float32))
+    result = kernels.prepare(frames, [1, 3], (8, 8), 4, out=out)
+    assert result.inputs is out.inputs
+    assert_close(out.weights, reference.prepare(frames, np.array([1, 3]), (8, 8), 4).weights)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", LAYOUTS)
+@pytest.mark.parametrize("n,size,p,c,with_maps,has_student", [
+    (1, (8, 8), 4, 4, True, True), (3, (16, 24), 8, 4, True, True), (2, (16, 32), 16, 1, True, True),
+    (2, (12, 12), 2, 4, False, True), (2, (8, 12), 4, 4, True, False)])
+def test_score_matches_twin(rng, backend, kind, n, size, p, c, with_maps, has_student):
+    l, d = (size[0] // p) * (size[1] // p), p * p * c
+    target, teacher, student = (rng.standard_normal((n, l, d), dtype=np.float32) for _ in range(3))
+    weights = reference.token_weights(rng.random((n, 3) + size, dtype=np.float32), p)
+    weights[0] = 0  # degenerate weights: the map falls back to relative weight 1
+    args = [on(backend, layout(a, kind)) for a in (target, teacher, student if has_student else None, weights)
+            if a is not None]
+    if not has_student:
+        args.insert(2, None)
+    got = kernels.score(*args, p, size, discrepancy_weight=0.7, map_weight=1.3, with_maps=with_maps,
+                        backend=backend)
+    expected = reference.score(target, teacher, student if has_student else teacher, weights, p, size, 0.7, 1.3,
+                               with_maps)
+    for a, b in zip(got, expected):
+        if b is None:
+            assert a is None
+        else:
+            assert_close(a, b)
+
+
+def test_score_formula_by_hand():
+    target = np.zeros((1, 1, 4), np.float32)
+    teacher = np.array([[[1, 2, 0, 0.5]]], np.float32)  # p=1, C=4: one pixel, the map channel predicts 0.5
+    student = np.array([[[1, 0, 0, 0.5]]], np.float32)
+    s = kernels.score(target, teacher, student, np.ones((1, 1), np.float32), 1, (1, 1), discrepancy_weight=2.0)
+    assert s.token_error[0, 0] == pytest.approx((1 + 4 + 0 + 0.25) / 4)
+    assert s.token_discrepancy[0, 0] == pytest.approx(4 / 4)
+    assert s.frame[0] == pytest.approx(5.25 / 4 + 2.0)
+    assert s.maps[0, 0, 0] == pytest.approx(0.5 + 2.0 * 1.0)
+
+
+def test_torch_cpu_tensors_in_and_out(rng):
+    x = torch.from_numpy(rng.standard_normal((2, 3, 8, 8), dtype=np.float32))
+    t = kernels.patchify(x, 4)
+    assert isinstance(t, torch.Tensor)
+    assert torch.equal(t, torch.from_numpy(reference.patchify(x.numpy(), 4)))
+    w = kernels.token_weights(x.abs()[:, :, :, ::1].transpose(2, 3), 4)  # a non-contiguous tensor
+    assert_close(w, reference.token_weights(np.ascontiguousarray(x.abs().transpose(2, 3).numpy()), 4))
+
+
+def test_numpy_backend_and_fallback(monkeypatch, rng):
+    x = rng.standard_normal((1, 2, 4, 4), dtype=np.float32)
+    assert_close(kernels.patchify(x, 2, backend="numpy"), reference.patchify(x, 2))
+    monkeypatch.setenv("SDMAE_BACKEND", "numpy")
+    assert_close(kernels.token_weights(np.abs(x), 2), reference.token_weights(np.abs(x), 2))
+    monkeypatch.delenv("SDMAE_BACKEND")
+    monkeypatch.setattr(kernels, "_C", None)
+    monkeypatch.setattr(kernels, "_warned_fallback", False)
+    with pytest.warns(RuntimeWarning, match="NumPy twins"):
+        assert_close(kernels.patchify(x, 2), reference.patchify(x, 2))
+    with pytest.raises(RuntimeError, match="not built"):
+        kernels.patchify(x, 2, backend="cpp")
+
+
+F32 = np.zeros((2, 3, 8, 8), np.float32)
+FRAMES = np.zeros((5, 10, 12, 3), np.uint8)
+TOK = np.zeros((2, 4, 64), np.float32)
+W = np.full((2, 4), 0.25, np.float32)
+
+
+@pytest.mark.parametrize("call,error,words", [
+    (lambda: kernels.patchify(F32[0], 4), ValueError, "x must have shape (N, C, H, W)"),
+    (lambda: kernels.patchify(F32.astype(np.float64), 4), TypeError, "dtype float32"),
+    (lambda: kernels.patchify(F32, 3), ValueError, "multiple of the patch"),
+    (lambda: kernels.patchify(F32[:0], 4), ValueError, "N, C >= 1"),
+    (lambda: kernels.patchify(F32.tolist(), 4), TypeError, "NumPy array or torch tensor"),
+    (lambda: kernels.patchify(F32, 0), ValueError, "p must be positive"),
+    (lambda: kernels.patchify(F32, 4, backend="gpu"), ValueError, "backend must be one of"),
+    (lambda: kernels.patchify(F32, 4, backend="cuda"), ValueError, "needs CUDA torch tensors"),
+    (lambda: kernels.unpatchify(TOK, 4, 8, 12), ValueError, "t must have shape (N, 6,"),
+    (lambda: kernels.token_weights(F32.reshape(6, 8, 8), 4), ValueError, "g must have shape"),
+    (lambda: kernels.prepare(FRAMES[..., :2], [0], (8, 8), 4), ValueError, "(T, H0, W0, 3)"),
+    (lambda: kernels.prepare(FRAMES.astype(np.float32), [0], (8, 8), 4), TypeError, "frames must have dtype uint8"),
+    (lambda: kernels.prepare(FRAMES, [0, -1], (8, 8), 4), ValueError, "centres[1] = -1"),
+    (lambda: kernels.prepare(FRAMES, [5], (8, 8), 4), ValueError, "outside the video's frames [0, 5)"),
+    (lambda: kernels.prepare(FRAMES, [], (8, 8), 4), ValueError, "centres is empty"),
+    (lambda: kernels.prepare(FRAMES, [0.5], (8, 8), 4), TypeError, "centres must hold integers"),
+    (lambda: kernels.prepare(FRAMES, [0], (8, 10), 4), ValueError, "multiple of the patch"),
+    (lambda: kernels.prepare(FRAMES, [0], (8, 8), 4, offset=-1), ValueError, "offset must be >= 0"),
+    (lambda: kernels.prepare(FRAMES, [0], 8, 4), ValueError, "size must be a pair"),
+    (lambda: kernels.score(TOK, TOK, TOK, W, 4, (8, 12)), ValueError, "target must have shape (N, 6,"),
+    (lambda: kernels.score(TOK, TOK[:1], TOK, W, 4, (8, 8)), ValueError, "teacher must have the shape of target"),
+    (lambda: kernels.score(TOK, TOK, TOK, W[:, :3], 4, (8, 8)), ValueError, "weights must have shape (N, L)"),
+    (lambda: kernels.score(TOK, TOK, TOK.astype(np.float16), W, 4, (8, 8)), TypeError, "student must have dtype"),
+    (lambda: kernels.score(TOK[:0], TOK[:0], TOK[:0], W[:0], 4, (8, 8)), ValueError, "empty batch"),
+])
+def test_bad_input_is_named(call, error, words):
+    with pytest.raises(error) as info:
+        call()
+    assert words in str(info.value)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA tensor")
+def test_cuda_tensor_to_cpu_backend_is_refused():
+    with pytest.raises(ValueError, match="runs on the CPU but got CUDA tensors"):
+        kernels.patchify(torch.zeros((1, 1, 4, 4), device="cuda"), 2, backend="cpp")
+
+
+DTYPES = [np.float32, np.float64, np.uint8, np.int64, np.float16]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(op=st.sampled_from(["patchify", "unpatchify", "token_weights", "prepare", "score"]),
+       dims=st.lists(st.integers(0, 9), min_size=1, max_size=5), p=st.integers(-1, 5),
+       dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16))
+def test_random_shapes_and_dtypes_never_crash(op, dims, p, dtype, seed):
+    rng = np.random.default_rng(seed)
+    a = (rng.random(dims) * 255).astype(dtype)
+    try:
+        if op == "patchify":
+            got, expected = kernels.patchify(a, p), lambda: reference.patchify(a, p)
+        elif op == "unpatchify":
+            h = w = p * 2 if p > 0 else 0
+            got, expected = kernels.unpatchify(a, p, h, w), lambda: reference.unpatchify(a, p, h, w)
+        elif op == "token_weights":
+            got, expected = kernels.token_weights(a, p), lambda: reference.token_weights(a, p)
+        elif op == "prepare":
+            centres = rng.integers(0, max(dims[0], 1), 2)
+            size = (2 * p, 3 * p) if p > 0 else (0, 0)
+            got = kernels.prepare(a, centres, size, p)
+            expected = lambda: reference.prepare(a, centres, size, p)  # noqa: E731
+        else:
+            size = (p, 2 * p) if p > 0 else (0, 0)
+            wts = np.full(a.shape[:2], 0.5, np.float32) if a.ndim >= 2 else a
+            got, expected = kernels.score(a, a * 0.5 if a.ndim else a, a, wts, p, size), None
+            expected = lambda: reference.score(a, a * 0.5, a, wts, p, size)  # noqa: E731
+    except (ValueError, TypeError):
+        return
+    want = expected()
+    for g, e in zip(got if isinstance(got, tuple) else [got], want if isinstance(want, tuple) else [want]):
+        if e is not None:
+            assert_close(g, e)
