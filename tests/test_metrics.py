@@ -313,7 +313,6 @@ def test_rbdc_tbdc_input_errors():
 def test_example_05_evaluate_runs(tmp_path):
     fig = tmp_path / "eval.png"
     env = dict(os.environ, MPLBACKEND="Agg")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     proc = subprocess.run(
         [sys.executable, str(REPO / "examples" / "05_evaluate.py"), str(fig)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
