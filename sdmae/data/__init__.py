@@ -1,0 +1,61 @@
+"""Data layer: decode videos, read dataset layouts, make synthetic scenes and anomalies.
+
+``video``      decode files / frame folders / streams to uint8 RGB, write videos
+``datasets``   benchmark layouts (Avenue, ShanghaiTech, UCSD Ped1/2, UBnormal) and
+               plain folders as uniform :class:`VideoRecord` lists
+``synthetic``  the embedded synthetic surveillance scene (demo and test data)
+``anomalies``  moving foreign objects pasted into training clips
+"""
+
+from sdmae.data._io import atomic_write
+from sdmae.data.anomalies import ObjectBank, maybe_paste, paste_moving_object
+from sdmae.data.datasets import (
+    LAYOUTS,
+    DatasetError,
+    VideoRecord,
+    detect_layout,
+    load_dataset,
+    tracks_from_masks,
+)
+from sdmae.data.synthetic import ANOMALY_KINDS, make_background, make_clip, make_dataset
+from sdmae.data.video import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    VideoError,
+    VideoInfo,
+    iter_frames,
+    list_frame_files,
+    read_image,
+    read_video,
+    video_info,
+    write_frames,
+    write_video,
+)
+
+__all__ = [
+    "ANOMALY_KINDS",
+    "IMAGE_EXTENSIONS",
+    "LAYOUTS",
+    "VIDEO_EXTENSIONS",
+    "DatasetError",
+    "ObjectBank",
+    "VideoError",
+    "VideoInfo",
+    "VideoRecord",
+    "atomic_write",
+    "detect_layout",
+    "iter_frames",
+    "list_frame_files",
+    "load_dataset",
+    "make_background",
+    "make_clip",
+    "make_dataset",
+    "maybe_paste",
+    "paste_moving_object",
+    "read_image",
+    "read_video",
+    "tracks_from_masks",
+    "video_info",
+    "write_frames",
+    "write_video",
+]

@@ -1,0 +1,377 @@
+"""Synthetic anomalies for training: foreign objects pasted moving through a clip.
+
+The paper's augmentation: with probability 0.25 a training sample gets an
+object sequence pasted into its input frames, moving, so it shows in the
+motion gradients too. The reconstruction target stays the clean centre
+frame (the model learns to "overlook" the object) and the object's mask is
+the target of the anomaly-map channel.
+
+Objects come from an :class:`ObjectBank` of RGBA cut-outs: a built-in bank
+cut from scikit-image's sample photos, any folder of RGBA PNGs, or the
+annotated abnormal objects of UBnormal (the paper's source).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+__all__ = ["ObjectBank", "maybe_paste", "paste_moving_object"]
+
+_MAX_SIDE = 128  # objects are stored at most this big: pasting never needs more
+
+
+def _resize_premultiplied(obj: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Resize an RGBA cut-out without dark fringes.
+
+    Returns premultiplied colour ``(h, w, 3)`` and alpha ``(h, w)``, float32
+    (colour in 0..255, alpha in 0..1), the form alpha blending needs.
+    """
+    from skimage.transform import resize
+
+    a = obj[..., 3:4].astype(np.float32) / 255.0
+    pm = np.concatenate([obj[..., :3].astype(np.float32) * a, a], axis=2)
+    anti = h < obj.shape[0] or w < obj.shape[1]
+    pm = resize(pm, (h, w), order=1, anti_aliasing=anti, preserve_range=True).astype(np.float32)
+    alpha = np.clip(pm[..., 3], 0.0, 1.0)
+    return np.clip(pm[..., :3], 0.0, 255.0 * alpha[..., None]), alpha
+
+
+def _to_stored(obj: np.ndarray, where: str) -> np.ndarray:
+    """Validate one cut-out, crop it to its alpha, shrink it to _MAX_SIDE."""
+    obj = np.asarray(obj)
+    if obj.ndim != 3 or obj.shape[2] != 4 or obj.dtype != np.uint8:
+        raise ValueError(f"{where}: expected an (h, w, 4) uint8 RGBA array, got {obj.shape} {obj.dtype}")
+    ys, xs = np.nonzero(obj[..., 3])
+    if len(ys) == 0:
+        raise ValueError(f"{where}: the alpha channel is empty (fully transparent)")
+    obj = obj[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    h, w = obj.shape[:2]
+    if max(h, w) > _MAX_SIDE:
+        k = _MAX_SIDE / max(h, w)
+        nh, nw = max(1, round(h * k)), max(1, round(w * k))
+        col, alpha = _resize_premultiplied(obj, nh, nw)
+        rgb = col / np.maximum(alpha, 1e-6)[..., None]  # un-premultiply for storage
+        obj = np.dstack([rgb, alpha * 255]).clip(0, 255).round().astype(np.uint8)
+    obj = np.ascontiguousarray(obj)
+    obj.setflags(write=False)
+    return obj
+
+
+def _ellipse(shape, cy, cx, ry, rx) -> np.ndarray:
+    yy, xx = np.ogrid[: shape[0], : shape[1]]
+    return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
+
+
+def _rgba(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return np.dstack([img, mask.astype(np.uint8) * 255])
+
+
+def _builtin_objects() -> tuple[np.ndarray, ...]:
+    # Masks are simple geometric or threshold cuts: deterministic and fast (~0.2 s).
+    from scipy import ndimage as ndi
+    from skimage import data
+
+    objs = []
+    cup = data.coffee()  # cup on its saucer
+    objs.append(_rgba(cup, _ellipse(cup.shape, 240, 272, 148, 200) | _ellipse(cup.shape, 150, 286, 135, 118)))
+    cat = data.chelsea()  # the cat's face
+    objs.append(_rgba(cat, _ellipse(cat.shape, 150, 235, 135, 150)))
+    astro = data.astronaut()  # head and shoulders
+    m = _ellipse(astro.shape, 105, 232, 88, 64) | _ellipse(astro.shape, 420, 250, 230, 175)
+    m[170:230, 190:280] = True
+    objs.append(_rgba(astro, m))
+    rocket = data.rocket()  # the bright rocket against the night sky
+    win = np.zeros(rocket.shape[:2], bool)
+    win[105:368, 308:340] = True
+    lab, _ = ndi.label(ndi.binary_closing((rocket.mean(axis=2) > 110) & win, iterations=2))
+    objs.append(_rgba(rocket, ndi.binary_fill_holes(lab == np.bincount(lab.ravel())[1:].argmax() + 1)))
+    horse = ~data.horse()  # silhouette, dressed in a texture
+    for tex, tint in ((data.grass(), (150, 95, 55)), (data.gravel(), (60, 60, 70))):
+        t = tex[: horse.shape[0], : horse.shape[1]].astype(np.float32)[..., None] / 255.0
+        objs.append(_rgba(np.clip(np.array(tint) * (0.6 + 0.8 * t), 0, 255).astype(np.uint8), horse))
+    logo = data.logo()[..., :3]
+    ys, xs = np.nonzero(logo.min(axis=2) < 230)
+    cy, cx, ry, rx = (ys.min() + ys.max()) / 2, (xs.min() + xs.max()) / 2, np.ptp(ys) / 2, np.ptp(xs) / 2
+    objs.append(_rgba(logo, _ellipse(logo.shape, cy, cx, ry, rx)))
+    return tuple(objs)
+
+
+class ObjectBank:
+    """RGBA cut-outs to paste as synthetic anomalies.
+
+    Parameters
+    ----------
+    objects : iterable of (h, w, 4) ndarray of uint8
+        RGBA; alpha is the object's mask. Each is cropped to its alpha and
+        stored at most 128 px on its longer side (read-only).
+    name : str
+        Where the objects come from, for messages.
+    """
+
+    def __init__(self, objects: Iterable[np.ndarray], name: str = "objects"):
+        self.name = name
+        self.objects = tuple(_to_stored(o, f"{name}[{i}]") for i, o in enumerate(objects))
+        if not self.objects:
+            raise ValueError(f"{name}: an ObjectBank needs at least one object")
+
+    def __len__(self) -> int:
+        return len(self.objects)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.objects[i]
+
+    def __iter__(self):
+        return iter(self.objects)
+
+    def __repr__(self) -> str:
+        return f"ObjectBank({self.name!r}, {len(self)} objects)"
+
+    @classmethod
+    def builtin(cls) -> "ObjectBank":
+        """Cut-outs from scikit-image's sample images.
+
+        A coffee cup, a cat's face, an astronaut, a rocket, two textured
+        horse silhouettes and a logo; built once per process and shared
+        (objects are read-only).
+        """
+        return _builtin_bank()
+
+    @classmethod
+    def from_folder(cls, path: str | os.PathLike) -> "ObjectBank":
+        """Load every RGBA image (``.png``, ``.webp``, ``.tif``) of a folder.
+
+        Raises
+        ------
+        FileNotFoundError
+            The folder does not exist.
+        ValueError
+            No image in the folder, or an image without an alpha channel (the
+            message names the file).
+        """
+        from PIL import Image
+
+        from sdmae.data.video import _natural_key
+
+        folder = Path(path)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"object folder not found: {folder}")
+        files = sorted(
+            (
+                p
+                for p in folder.iterdir()
+                if p.suffix.lower() in (".png", ".webp", ".tif", ".tiff") and not p.name.startswith(".")
+            ),
+            key=lambda p: _natural_key(p.name),
+        )
+        if not files:
+            raise ValueError(f"{folder}: no RGBA cut-outs (.png, .webp, .tif) in this folder")
+        objs = []
+        for f in files:
+            with Image.open(f) as im:
+                if "A" not in im.getbands() and "transparency" not in im.info:
+                    raise ValueError(f"{f}: no alpha channel; cut-outs need alpha as their mask")
+                objs.append(np.asarray(im.convert("RGBA")))
+        return cls(objs, str(folder))
+
+    @classmethod
+    def from_ubnormal(
+        cls,
+        root: str | os.PathLike,
+        split: str = "train",
+        max_objects: int = 500,
+        min_height: int = 16,
+    ) -> "ObjectBank":
+        """Cut UBnormal's annotated abnormal objects out of their videos.
+
+        For every abnormal track of the split, the frame in the middle of the
+        track is decoded and the object is cut with its per-frame id mask.
+
+        Parameters
+        ----------
+        root : str or PathLike
+            UBnormal root (``Scene*/`` folders and split files).
+        split : {"train", "validation", "test"}
+        max_objects : int
+            Stop after this many objects.
+        min_height : int
+            Skip objects shorter than this (pixels).
+        """
+        from scipy import ndimage as ndi
+
+        from sdmae.data.datasets import load_dataset
+        from sdmae.data.video import read_label_image
+
+        objs = []
+        for rec in load_dataset(root, "ubnormal", split):
+            tracks, files = rec.meta.get("object_tracks"), rec.meta.get("gt_files")
+            if not tracks or not files or len(objs) >= max_objects:
+                continue
+            wanted: dict[int, list[int]] = {}
+            for oid, a, b in tracks:
+                have = [t for t in range(a, b + 1) if t in files]
+                if have:
+                    wanted.setdefault(have[len(have) // 2], []).append(oid)
+            last = max(wanted, default=-1)
+            for t, frame in enumerate(rec.iter_frames()):
+                if t > last:
+                    break
+                for oid in wanted.get(t, ()):
+                    ids = read_label_image(files[t])
+                    mask = ids == oid if rec.meta.get("ids_in_masks", True) else ids != 0
+                    lab, n = ndi.label(mask)
+                    if n == 0:
+                        continue
+                    mask = lab == np.bincount(lab.ravel())[1:].argmax() + 1  # main part
+                    ys, xs = np.nonzero(mask)
+                    if np.ptp(ys) + 1 < min_height:
+                        continue
+                    sl = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+                    objs.append(_rgba(frame[sl], mask[sl]))
+        if not objs:
+            raise ValueError(f"{root}: no annotated abnormal objects in the {split!r} split")
+        return cls(objs[:max_objects], f"ubnormal:{split}")
+
+
+@functools.lru_cache(maxsize=1)
+def _builtin_bank() -> ObjectBank:
+    return ObjectBank(_builtin_objects(), "builtin")
+
+
+def _check_clip(clip: np.ndarray) -> np.ndarray:
+    clip = np.asarray(clip)
+    if clip.ndim != 4 or clip.shape[3] != 3 or clip.dtype != np.uint8:
+        raise ValueError(f"clip must be (K, H, W, 3) uint8, got {clip.shape} {clip.dtype}")
+    return clip
+
+
+def paste_moving_object(
+    clip: np.ndarray,
+    bank: ObjectBank | None = None,
+    rng: np.random.Generator | None = None,
+    *,
+    scale: tuple[float, float] = (0.10, 0.35),
+    speed: tuple[float, float] = (2.0, 8.0),
+    max_rotation: float = 30.0,
+    flip: bool = True,
+    centre: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Paste one object moving in a straight line through consecutive frames.
+
+    Parameters
+    ----------
+    clip : (K, H, W, 3) ndarray of uint8
+        Consecutive frames (training uses K = 7: t-3 .. t+3). Not modified.
+    bank : ObjectBank, optional
+        Where to pick the object; :meth:`ObjectBank.builtin` by default.
+    rng : np.random.Generator
+        Source of every random choice (object, size, flip, rotation, path).
+    scale : (float, float)
+        Range of the object's height as a fraction of H (its width is capped
+        at 0.8 W).
+    speed : (float, float)
+        Range of its speed in px/frame, in a uniformly random direction.
+    max_rotation : float
+        Rotation drawn from [-max_rotation, max_rotation] degrees.
+    flip : bool
+        Mirror the object left-right with probability 0.5.
+    centre : int, optional
+        Frame where the object is fully inside the frame; K // 2 by default.
+
+    Returns
+    -------
+    pasted : (K, H, W, 3) ndarray of uint8
+        A new array; pixels differ from ``clip`` only where ``masks > 0``.
+    masks : (K, H, W) ndarray of float32
+        The object's alpha in [0, 1] per frame.
+    """
+    from skimage.transform import rotate
+
+    clip = _check_clip(clip)
+    if rng is None:
+        raise TypeError("pass rng=np.random.default_rng(seed): the augmentation is seeded explicitly")
+    bank = ObjectBank.builtin() if bank is None else bank
+    K, H, W = clip.shape[:3]
+    c = K // 2 if centre is None else int(centre)
+    if not 0 <= c < K:
+        raise ValueError(f"centre {c} outside the clip's {K} frames")
+    obj = bank[int(rng.integers(len(bank)))]
+    oh, ow = obj.shape[:2]
+    h = rng.uniform(*scale) * H
+    w = h * ow / oh
+    if w > 0.8 * W:
+        h, w = h * 0.8 * W / w, 0.8 * W
+    col, alpha = _resize_premultiplied(obj, max(2, round(h)), max(2, round(w)))
+    if flip and rng.random() < 0.5:
+        col, alpha = col[:, ::-1], alpha[:, ::-1]
+    ang = rng.uniform(-max_rotation, max_rotation) if max_rotation else 0.0
+    if ang:
+        col = rotate(col, ang, resize=True, order=1, preserve_range=True).astype(np.float32)
+        alpha = rotate(alpha, ang, resize=True, order=1, preserve_range=True).astype(np.float32)
+    sh, sw = alpha.shape
+    # Fully visible at the centre frame (when it fits), moving in a random direction.
+    y_c = rng.uniform(0, max(H - sh, 0))
+    x_c = rng.uniform(0, max(W - sw, 0))
+    v, theta = rng.uniform(*speed), rng.uniform(0, 2 * math.pi)
+    vy, vx = v * math.sin(theta), v * math.cos(theta)
+    out = clip.copy()
+    masks = np.zeros((K, H, W), np.float32)
+    for k in range(K):
+        y0, x0 = int(round(y_c + vy * (k - c))), int(round(x_c + vx * (k - c)))
+        fy0, fx0, fy1, fx1 = max(y0, 0), max(x0, 0), min(y0 + sh, H), min(x0 + sw, W)
+        if fy1 <= fy0 or fx1 <= fx0:
+            continue  # left the frame
+        a = alpha[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
+        region = out[k, fy0:fy1, fx0:fx1].astype(np.float32)
+        blended = col[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0] + region * (1 - a[..., None])
+        keep = (a > 0)[..., None]  # bit-exact outside the object
+        out[k, fy0:fy1, fx0:fx1] = np.where(keep, np.clip(blended + 0.5, 0, 255), region).astype(np.uint8)
+        masks[k, fy0:fy1, fx0:fx1] = a
+    return out, masks
+
+
+def maybe_paste(
+    clip: np.ndarray,
+    bank: ObjectBank | None = None,
+    rng: np.random.Generator | None = None,
+    probability: float = 0.25,
+    **kwargs,
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Apply :func:`paste_moving_object` with a given probability.
+
+    Parameters
+    ----------
+    clip : (K, H, W, 3) ndarray of uint8
+        Not modified.
+    bank : ObjectBank, optional
+    rng : np.random.Generator
+        One draw decides; the paste then draws its own parameters.
+    probability : float
+        Chance of pasting (the paper uses 0.25).
+    **kwargs
+        Passed to :func:`paste_moving_object` (``centre``, ``scale``, ...).
+
+    Returns
+    -------
+    clip_out : (K, H, W, 3) ndarray of uint8
+        The input array itself when nothing was pasted, else a new array.
+    centre_mask : (H, W) ndarray of float32
+        The object's alpha at the centre frame (the anomaly-map target);
+        zeros when nothing was pasted.
+    pasted : bool
+    """
+    clip = _check_clip(clip)
+    if not 0.0 <= probability <= 1.0:
+        raise ValueError(f"probability must be in [0, 1], got {probability}")
+    if rng is None:
+        raise TypeError("pass rng=np.random.default_rng(seed): the augmentation is seeded explicitly")
+    if rng.random() >= probability:
+        return clip, np.zeros(clip.shape[1:3], np.float32), False
+    out, masks = paste_moving_object(clip, bank, rng, **kwargs)
+    c = kwargs.get("centre")
+    return out, masks[clip.shape[0] // 2 if c is None else c], True
