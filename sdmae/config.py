@@ -1,0 +1,307 @@
+"""Presets per dataset as dataclasses with commented defaults.
+
+A :class:`Config` holds everything a run needs (model, training, scoring); it
+round-trips through plain JSON (:meth:`Config.to_dict` / :meth:`Config.from_dict`)
+so it can live inside checkpoints and run directories.
+
+    >>> cfg = get_preset("shanghaitech")
+    >>> cfg.model.input_size, cfg.model.patch
+    ((160, 320), 8)
+    >>> get_preset("tiny", input_size=(64, 64), epochs=5).train.epochs
+    5
+
+Token counts per preset (L = (h/p) * (w/p), half of them visible at mask ratio 0.5):
+
+    preset        input (h, w)   patch   grid      L
+    avenue        320 x 640      16      20 x 40   800
+    shanghaitech  160 x 320       8      20 x 40   800
+    ubnormal      160 x 320       8      20 x 40   800
+    ped2          160 x 240       4      40 x 60   2400
+    tiny           64 x 96        8       8 x 12   96
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+TOKEN_MIXERS = ("scatter", "linear")
+FRAME_REDUCES = ("weighted_mean", "max")
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of :class:`sdmae.model.SDMAE`."""
+
+    input_size: tuple[int, int]  # (h, w) model input size, multiples of patch
+    patch: int  # token side p in pixels (non-overlapping patches)
+    in_chans: int = 9  # frames t-3, t, t+3 (RGB each) scaled to [-1, 1]
+    out_chans: int = 4  # RGB of frame t + the pixel anomaly map
+    enc_dim: int = 256
+    enc_depth: int = 3
+    enc_heads: int = 4
+    dec_dim: int = 128
+    dec_depth: int = 3
+    dec_heads: int = 4
+    mlp_ratio: float = 2.0
+    mask_ratio: float = 0.5  # fraction of tokens hidden from the encoder
+    student_branch: int = 1  # student head branches after this many decoder blocks
+    # How CvT's depth-wise conv q/k/v projections see a masked token set:
+    # "scatter" puts visible tokens back on the (h/p, w/p) grid (zeros where
+    # masked), convolves and gathers them again; "linear" drops the conv and
+    # relies on positional embeddings (so it needs pos_embed=True).
+    token_mixer: str = "scatter"
+    # Fixed 2D sin-cos positional embeddings on encoder and decoder tokens. The
+    # original adds none; we add them by default: they cost nothing (a buffer
+    # add), give identical mask tokens in the decoder a position to start from,
+    # and lowered held-out masked-token error in a tiny-preset ablation (numbers
+    # in sdmae/model.py, "Design notes").
+    pos_embed: bool = True
+    cls_head: bool = False  # the paper's classification head on a [CLS] token
+
+    def __post_init__(self):
+        self.input_size = tuple(self.input_size)  # lists from JSON
+        _check_size(self.input_size, self.patch)
+        for name in ("in_chans", "out_chans", "enc_dim", "enc_depth", "enc_heads",
+                     "dec_dim", "dec_depth", "dec_heads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for dim, heads in (("enc_dim", "enc_heads"), ("dec_dim", "dec_heads")):
+            if getattr(self, dim) % getattr(self, heads):
+                raise ValueError(f"{dim}={getattr(self, dim)} is not divisible by "
+                                 f"{heads}={getattr(self, heads)}")
+        if not 0.0 <= self.mask_ratio < 1.0:
+            raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}")
+        if not 0 <= self.student_branch <= self.dec_depth:
+            raise ValueError(f"student_branch must be in [0, dec_depth={self.dec_depth}], "
+                             f"got {self.student_branch}")
+        if self.token_mixer not in TOKEN_MIXERS:
+            raise ValueError(f"token_mixer must be one of {TOKEN_MIXERS}, got {self.token_mixer!r}")
+        if self.token_mixer == "linear" and not self.pos_embed:
+            raise ValueError("token_mixer='linear' needs pos_embed=True: "
+                             "nothing else would tell a token where it is")
+        if self.pos_embed and (self.enc_dim % 4 or self.dec_dim % 4):
+            raise ValueError("pos_embed needs enc_dim and dec_dim divisible by 4 (2D sin-cos)")
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(h/p, w/p) token grid."""
+        return self.input_size[0] // self.patch, self.input_size[1] // self.patch
+
+    @property
+    def num_tokens(self) -> int:
+        """L = (h/p) * (w/p)."""
+        return self.grid[0] * self.grid[1]
+
+
+@dataclass
+class TrainConfig:
+    """Two-stage training: teacher (``epochs``), then student (``student_epochs``)."""
+
+    batch_size: int
+    # AdamW peak learning rate after linear warm-up, cosine decay afterwards.
+    # The original's lr 1e-4 needs 100+100 epochs; on real footage lr 1e-3 reached
+    # in 40 epochs about what 1e-4 reached in 200 (DESIGN.md), hence 1e-3 + warm-up.
+    lr: float
+    warmup_epochs: float  # linear warm-up length, fractions allowed
+    weight_decay: float  # AdamW decoupled weight decay
+    epochs: int  # stage 1: teacher (encoder + teacher decoder)
+    student_epochs: int  # stage 2: student head only, teacher frozen
+    anomaly_probability: float = 0.25  # chance a sample gets a pasted synthetic anomaly
+    frame_offset: int = 3  # input frames are t - offset, t, t + offset
+    grad_step: int = 1  # motion gradient uses t - grad_step, t + grad_step
+    seed: int = 0  # seeds weights init, masks, data order and anomaly pasting
+    num_workers: int = 0  # DataLoader workers (0: load in the main process)
+    # BCE on the [CLS] logit (only when model.cls_head). BCE starts near 0.69,
+    # the weighted reconstruction loss near 0.05-0.3, so 0.1 keeps
+    # reconstruction the main task.
+    cls_loss_weight: float = 0.1
+
+    def __post_init__(self):
+        for name in ("batch_size", "frame_offset", "grad_step"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("epochs", "student_epochs", "num_workers", "warmup_epochs",
+                     "weight_decay", "cls_loss_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.anomaly_probability <= 1.0:
+            raise ValueError(f"anomaly_probability must be in [0, 1], got {self.anomaly_probability}")
+
+
+@dataclass
+class ScoreConfig:
+    """How a trained model turns predictions into frame scores and pixel maps."""
+
+    # Temporal Gaussian sigma in frames (offline: centred, normalised filter;
+    # streaming: causal). Presets use ~0.2 s of footage: Avenue 25 fps -> 5,
+    # ShanghaiTech 24 fps -> 5, UBnormal 30 fps -> 6, Ped2 ~10 fps -> 2.
+    smoothing_sigma: float
+    discrepancy_weight: float = 1.0  # teacher-student discrepancy vs teacher error in the frame score
+    map_weight: float = 1.0  # weight of the predicted anomaly-map channel in the pixel map
+    cls_weight: float = 0.0  # weight of the classification head's probability (when built)
+    test_masks: int = 1  # K seeded masks averaged at test time
+    mask_seed: int = 0  # seed of the test-time masks (see sdmae.model.seeded_masks)
+    frame_reduce: str = "weighted_mean"  # per-token errors -> frame score: "weighted_mean" | "max"
+    erosion: int = 3  # pixel-map clean-up: erosion size in pixels (0: none)
+    dilation: int = 3  # then dilation size in pixels (0: none)
+    batch_size: int = 32  # frames per forward pass when scoring
+
+    def __post_init__(self):
+        if self.smoothing_sigma < 0:
+            raise ValueError(f"smoothing_sigma must be >= 0, got {self.smoothing_sigma}")
+        if self.test_masks < 1:
+            raise ValueError(f"test_masks must be >= 1, got {self.test_masks}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.frame_reduce not in FRAME_REDUCES:
+            raise ValueError(f"frame_reduce must be one of {FRAME_REDUCES}, got {self.frame_reduce!r}")
+        for name in ("erosion", "dilation", "discrepancy_weight", "map_weight", "cls_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass
+class Config:
+    """One run: which preset it came from, and its model, training and scoring settings."""
+
+    preset: str
+    model: ModelConfig
+    train: TrainConfig
+    score: ScoreConfig
+
+    def to_dict(self) -> dict:
+        """JSON-able dict (tuples become lists)."""
+        return _jsonable(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        """Inverse of :meth:`to_dict`; unknown or missing keys raise ValueError naming them."""
+        _check_keys(d, cls, "config")
+        parts = {}
+        for name, sub in (("model", ModelConfig), ("train", TrainConfig), ("score", ScoreConfig)):
+            if name in d:
+                _check_keys(d[name], sub, name)
+                parts[name] = sub(**d[name])
+        return cls(preset=d["preset"], **parts)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+def _check_keys(d: Any, cls: type, where: str) -> None:
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: expected a dict, got {type(d).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - set(fields))
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown}; known: {sorted(fields)}")
+    missing = sorted(n for n, f in fields.items() if n not in d
+                     and f.default is dataclasses.MISSING
+                     and f.default_factory is dataclasses.MISSING)
+    if missing:
+        raise ValueError(f"{where}: missing keys {missing}")
+
+
+def _check_size(input_size: tuple, patch: int) -> None:
+    if not isinstance(patch, int) or isinstance(patch, bool) or patch < 1:
+        raise ValueError(f"patch must be a positive int, got {patch!r}")
+    if (len(input_size) != 2 or any(not isinstance(s, int) or isinstance(s, bool) or s < 1
+                                    for s in input_size)):
+        raise ValueError(f"input_size must be two positive ints (h, w), got {input_size!r}")
+    if any(s % patch for s in input_size):
+        raise ValueError(f"input_size {tuple(input_size)} is not a multiple of patch {patch}")
+
+
+def _paper_train(**kw) -> TrainConfig:
+    # lr 1e-3 with warm-up instead of the original 1e-4 (see TrainConfig.lr);
+    # 40 teacher epochs reach what the original schedule reached in ~200.
+    base = dict(batch_size=64, lr=1e-3, warmup_epochs=2.0, weight_decay=0.05,
+                epochs=40, student_epochs=20)
+    return TrainConfig(**{**base, **kw})
+
+
+PRESETS: dict[str, Config] = {
+    # Paper: Avenue at 320x640, patch 16 -> 20x40 = 800 tokens.
+    "avenue": Config(
+        preset="avenue",
+        model=ModelConfig(input_size=(320, 640), patch=16),
+        train=_paper_train(),
+        score=ScoreConfig(smoothing_sigma=5.0),
+    ),
+    # Paper: ShanghaiTech at 160x320, patch 8 -> 20x40 = 800 tokens.
+    "shanghaitech": Config(
+        preset="shanghaitech",
+        model=ModelConfig(input_size=(160, 320), patch=8),
+        train=_paper_train(),
+        score=ScoreConfig(smoothing_sigma=5.0),
+    ),
+    # Paper: patch 8; size not stated here -> ShanghaiTech's 160x320 (UBnormal
+    # is 16:9 720p, close enough to 1:2 after resizing) -> 800 tokens.
+    "ubnormal": Config(
+        preset="ubnormal",
+        model=ModelConfig(input_size=(160, 320), patch=8),
+        train=_paper_train(),
+        score=ScoreConfig(smoothing_sigma=6.0),
+    ),
+    # Paper: patch 4. Ped2 frames are 240x360 (2:3) -> 160x240, giving
+    # 40x60 = 2400 tokens (1200 visible): 3x ShanghaiTech's sequence length.
+    "ped2": Config(
+        preset="ped2",
+        model=ModelConfig(input_size=(160, 240), patch=4),
+        train=_paper_train(),
+        score=ScoreConfig(smoothing_sigma=2.0),
+    ),
+    # CPU demos and tests: 8x12 = 96 tokens, half-width dims. Measured one
+    # teacher training step (forward + backward + AdamW, batch 32, masked 50 %)
+    # at ~0.08 s median on 2 shared EPYC cores (torch 2.13 CPU; paper dims at
+    # this size: ~0.2 s), so 1000 steps take under 2 minutes.
+    "tiny": Config(
+        preset="tiny",
+        model=ModelConfig(input_size=(64, 96), patch=8, enc_dim=128, enc_heads=4,
+                          dec_dim=64, dec_heads=4),
+        train=TrainConfig(batch_size=32, lr=2e-3, warmup_epochs=1.0, weight_decay=0.05,
+                          epochs=20, student_epochs=10),
+        score=ScoreConfig(smoothing_sigma=2.0),
+    ),
+}
+
+
+def get_preset(name: str, *, input_size: tuple[int, int] | None = None,
+               patch: int | None = None, **train_overrides) -> Config:
+    """A fresh copy of preset ``name``, optionally with another model size/patch
+    and TrainConfig fields overridden (e.g. ``epochs=5, lr=3e-4``).
+
+    Raises ValueError naming the offending argument for an unknown preset, an
+    input size that is not a multiple of the patch, or an unknown train field.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    cfg = copy.deepcopy(PRESETS[name])
+    if input_size is not None or patch is not None:
+        size = cfg.model.input_size if input_size is None else tuple(input_size)
+        p = cfg.model.patch if patch is None else patch
+        try:
+            _check_size(size, p)
+        except ValueError as e:
+            given = ", ".join(f"{k}={v!r}" for k, v in (("input_size", input_size), ("patch", patch))
+                              if v is not None)
+            raise ValueError(f"get_preset({name!r}, {given}): {e}") from None
+        cfg.model = dataclasses.replace(cfg.model, input_size=size, patch=p)
+    if train_overrides:
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        unknown = sorted(set(train_overrides) - known)
+        if unknown:
+            raise ValueError(f"get_preset({name!r}): unknown train overrides {unknown}; "
+                             f"known: {sorted(known)}")
+        cfg.train = dataclasses.replace(cfg.train, **train_overrides)
+    return cfg
