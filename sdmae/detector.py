@@ -1,0 +1,296 @@
+"""Score videos and live streams with a trained run.
+
+frames -> kernels.prepare -> model (encoder, teacher, student) -> kernels.score
+-> frame scores, pixel maps -> temporal smoothing.
+
+Score of frame t (documented weights, ``ScoreConfig``):
+    token score     c_i = e_i + discrepancy_weight * d_i     (teacher error over all
+                    four channels, so the predicted anomaly map counts; plus the
+                    teacher-student discrepancy)
+    weighted_mean   s_t = sum_i w_i c_i                       (w: motion weights)
+    max             s_t = max_i c_i * w_i / max_j w_j
+    + cls_weight * sigmoid(classification logit) when the model has the head.
+Test-time masks are seeded by the frame index, so the same run scores the
+same frame identically alone, in any batch, offline or streaming.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from . import kernels
+from .config import Config
+from .data import iter_frames
+from .model import SDMAE, complementary_masks, seeded_masks
+from .postprocess import CausalSmoother, clean_map, normalize_per_video, smooth_scores
+from .train import CheckpointError, load_checkpoint, load_model
+
+
+@dataclass
+class VideoScores:
+    """Scores of one video.
+
+    raw : (T,) float64 frame scores before smoothing
+    smoothed : (T,) float64 after the per-preset temporal Gaussian
+    maps : (T, h, w) float32 cleaned pixel maps at the model size, or None
+    """
+
+    raw: np.ndarray
+    smoothed: np.ndarray
+    maps: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class StreamScore:
+    """One frame's score from :meth:`Detector.stream`: ``index`` is the frame number."""
+
+    index: int
+    raw: float
+    smoothed: float
+
+
+class Detector:
+    """A trained run, ready to score frames.
+
+    Parameters
+    ----------
+    model : SDMAE with trained teacher and student
+    cfg : Config of the run
+    device : "cpu" or "cuda"
+    """
+
+    def __init__(self, model: SDMAE, cfg: Config, device: str | torch.device = "cpu"):
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        p = cfg.model.patch
+        self.size = cfg.model.input_size
+        self.patch = p
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike, device: str = "cpu") -> "Detector":
+        """Load ``run_dir/student.pt`` (written by ``sdmae train`` after both stages)."""
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise FileNotFoundError(f"run directory not found: {run_dir}")
+        path = run_dir / "student.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{run_dir} has no student.pt: train both stages first (sdmae train ... "
+                                    f"--out {run_dir})")
+        state = load_checkpoint(path)
+        if not state["done"]:
+            raise CheckpointError(f"{path} is from an unfinished training run (epoch {state['epoch'] + 1}); "
+                                  "finish it with sdmae train --resume")
+        return cls(load_model(state, path), state["config"], device)
+
+    # ----------------------------------------------------------------- core
+
+    def score_batch(self, frames: Any, centres: np.ndarray, keys: np.ndarray, with_maps: bool = False):
+        """Raw scores of some centre frames of one frame window.
+
+        frames : (T, H, W, 3) uint8 (NumPy, or a CUDA tensor on a GPU detector)
+        centres : (N,) indices into ``frames``; keys : (N,) global frame indices (mask seeds)
+        returns : (N,) float64 scores, (N, h, w) float32 maps or None
+        """
+        sc, m = self.cfg.score, self.cfg.model
+        prep = kernels.prepare(frames, centres, self.size, self.patch, self.cfg.train.frame_offset,
+                               self.cfg.train.grad_step)
+        inputs = torch.as_tensor(prep.inputs, device=self.device)
+        n, l = len(centres), m.num_tokens
+        keys_t = torch.as_tensor(np.asarray(keys, dtype=np.int64))
+        if sc.test_masks == 1:
+            masks = [seeded_masks(keys_t, l, m.mask_ratio, seed=sc.mask_seed, device=self.device)]
+        else:
+            masks = complementary_masks(keys_t, l, m.mask_ratio, sc.test_masks, seed=sc.mask_seed,
+                                        device=self.device)
+        teacher = student = cls_logit = None
+        hidden_count = torch.zeros(n, l, 1, device=self.device)
+        with torch.inference_mode():
+            for ids_keep, ids_restore, mask in masks:
+                out = self.model(inputs, ids_keep, ids_restore, student=True)
+                # Several masks: each token is judged from the passes where it was hidden.
+                use = mask[..., None] if len(masks) > 1 else torch.ones_like(mask)[..., None]
+                teacher = out.teacher * use if teacher is None else teacher + out.teacher * use
+                student = out.student * use if student is None else student + out.student * use
+                hidden_count += use
+                if out.cls_logit is not None:
+                    prob = torch.sigmoid(out.cls_logit)
+                    cls_logit = prob if cls_logit is None else cls_logit + prob
+            teacher = teacher / hidden_count.clamp(min=1)
+            student = student / hidden_count.clamp(min=1)
+        zeros = torch.zeros((n, 1) + tuple(self.size), device=self.device)
+        target = kernels.patchify(torch.cat([torch.as_tensor(prep.inputs[:, 3:6], device=self.device), zeros], 1)
+                                  .contiguous(), self.patch)
+        weights = torch.as_tensor(prep.weights, device=self.device)
+        on_gpu = self.device.type == "cuda"
+
+        def host(t):
+            return t if on_gpu else t.float().cpu().contiguous().numpy()
+
+        scores = kernels.score(host(target), host(teacher.float().contiguous()), host(student.float().contiguous()),
+                               host(weights), self.patch, self.size, discrepancy_weight=sc.discrepancy_weight,
+                               map_weight=sc.map_weight, with_maps=with_maps)
+        token_err, token_disc, frame, maps = (None if a is None else (a.cpu().numpy() if torch.is_tensor(a) else a)
+                                              for a in scores)
+        w = prep.weights.cpu().numpy() if torch.is_tensor(prep.weights) else prep.weights
+        if sc.frame_reduce == "max":
+            relative = w / np.maximum(w.max(axis=1, keepdims=True), 1e-12)
+            frame = ((token_err + sc.discrepancy_weight * token_disc) * relative).max(axis=1)
+        frame = frame.astype(np.float64)
+        if cls_logit is not None and sc.cls_weight > 0:
+            frame = frame + sc.cls_weight * (cls_logit / len(masks)).cpu().numpy()
+        return frame, maps
+
+    # ----------------------------------------------------------------- offline
+
+    def score_frames(self, frames: Iterable[np.ndarray], *, with_maps: bool = False,
+                     normalize: bool = False) -> VideoScores:
+        """Score a whole video given as an iterable of (H, W, 3) uint8 frames (or a (T, H, W, 3) array).
+
+        Frames stream through a window of ``batch + 2 * offset`` frames: a long
+        video is never held in memory (unless maps are asked for: T x h x w floats).
+        """
+        raw, maps = [], []
+        for window, centres, keys in _windows(frames, self.cfg.score.batch_size, self._reach()):
+            f, mp = self.score_batch(window, centres, keys, with_maps)
+            raw.append(f)
+            if with_maps:
+                maps.append(clean_map(mp, self.cfg.score.erosion, self.cfg.score.dilation))
+        if not raw:
+            raise ValueError("the video has no frames")
+        raw_scores = np.concatenate(raw)
+        smoothed = smooth_scores(raw_scores, self.cfg.score.smoothing_sigma)
+        if normalize:
+            smoothed = normalize_per_video(smoothed)
+        return VideoScores(raw_scores, smoothed, np.concatenate(maps) if with_maps else None)
+
+    def score_video(self, source: str | os.PathLike, *, with_maps: bool = False,
+                    normalize: bool = False) -> VideoScores:
+        """Score a video file or frame folder (decoded once, streamed)."""
+        return self.score_frames(iter_frames(source), with_maps=with_maps, normalize=normalize)
+
+    def _reach(self) -> int:
+        return max(self.cfg.train.frame_offset, self.cfg.train.grad_step)
+
+    # ----------------------------------------------------------------- streaming
+
+    def stream(self, frames: Iterable[np.ndarray]) -> Iterator[StreamScore]:
+        """Score a live stream frame by frame.
+
+        Frame t is scored as soon as frame t + offset has arrived (latency:
+        ``offset`` frames, 3 by default, plus one forward pass); the smoothed
+        value uses a causal half-Gaussian over past scores only.
+        """
+        scorer = StreamScorer(self)
+        for frame in frames:
+            yield from scorer.push("stream", frame)
+        yield from scorer.close("stream")
+
+
+class StreamScorer:
+    """Several live streams batched through one model.
+
+    ``push(stream_id, frame)`` returns the scores that became ready (possibly
+    of several frames); ``close(stream_id)`` scores the stream's last frames.
+    Scores are identical to offline scoring of the same frames (before
+    smoothing).
+    """
+
+    def __init__(self, detector: Detector):
+        self.detector = detector
+        self.reach = detector._reach()
+        self.buffers: dict[Any, deque] = {}
+        self.first_index: dict[Any, int] = {}
+        self.next_centre: dict[Any, int] = {}
+        self.smoothers: dict[Any, CausalSmoother] = {}
+
+    def _ensure(self, sid: Any) -> None:
+        if sid not in self.buffers:
+            self.buffers[sid] = deque()
+            self.first_index[sid] = 0
+            self.next_centre[sid] = 0
+            self.smoothers[sid] = CausalSmoother(self.detector.cfg.score.smoothing_sigma)
+
+    def push(self, sid: Any, frame: np.ndarray) -> list[StreamScore]:
+        self._ensure(sid)
+        self.buffers[sid].append(np.asarray(frame))
+        return self._score_ready({sid: False})
+
+    def push_many(self, frames: dict[Any, np.ndarray]) -> list[tuple[Any, StreamScore]]:
+        """One frame for each of several streams, scored in one batch."""
+        for sid, frame in frames.items():
+            self._ensure(sid)
+            self.buffers[sid].append(np.asarray(frame))
+        return self._score_ready({sid: False for sid in frames}, tagged=True)
+
+    def close(self, sid: Any) -> list[StreamScore]:
+        if sid not in self.buffers:
+            return []
+        out = self._score_ready({sid: True})
+        for table in (self.buffers, self.first_index, self.next_centre, self.smoothers):
+            table.pop(sid)
+        return out
+
+    def _score_ready(self, streams: dict[Any, bool], tagged: bool = False) -> list:
+        results = []
+        for sid, ending in streams.items():
+            buf, first = self.buffers[sid], self.first_index[sid]
+            last_arrived = first + len(buf) - 1
+            stop = last_arrived + 1 if ending else last_arrived - self.reach + 1  # centres < stop are ready
+            centres = np.arange(self.next_centre[sid], max(stop, self.next_centre[sid]))
+            if len(centres):
+                window = np.stack(buf)
+                raw, _ = self.detector.score_batch(window, centres - first, centres)
+                smoother = self.smoothers[sid]
+                for t, r in zip(centres, raw):
+                    item = StreamScore(int(t), float(r), float(smoother(float(r))))
+                    results.append((sid, item) if tagged else item)
+                self.next_centre[sid] = int(centres[-1]) + 1
+            # keep only the frames later centres can still reach
+            keep_from = self.next_centre[sid] - self.reach
+            while self.first_index[sid] < keep_from and buf:
+                buf.popleft()
+                self.first_index[sid] += 1
+        return results
+
+
+def _windows(frames: Iterable[np.ndarray], batch: int, reach: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Split a frame stream into windows: (frames, centres in the window, global centre indices).
+
+    Each window holds its centres plus ``reach`` frames on each side (fewer at
+    the ends, where prepare clamps to the first/last frame, exactly as for the
+    whole video).
+    """
+    buf: deque = deque()
+    first = 0  # global index of buf[0]
+    next_centre = 0
+    ended = False
+    it = iter(frames)
+    while not ended or next_centre < first + len(buf):
+        # read until the window of the next batch is complete or the stream ends
+        while not ended and first + len(buf) < next_centre + batch + reach:
+            try:
+                buf.append(next(it))
+            except StopIteration:
+                ended = True
+        total_known = first + len(buf)
+        stop = min(next_centre + batch, total_known if ended else total_known - reach)
+        if stop <= next_centre:
+            if ended:
+                break
+            continue
+        centres = np.arange(next_centre, stop)
+        window = np.stack(buf)
+        yield window, centres - first, centres
+        next_centre = stop
+        while first < next_centre - reach and buf:
+            buf.popleft()
+            first += 1

@@ -1,0 +1,32 @@
+"""Shared fixtures: a small synthetic dataset and a tiny run trained on it once per session."""
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+def tiny_config(**train):
+    from sdmae.config import get_preset
+
+    overrides = dict(epochs=2, student_epochs=1, batch_size=16, warmup_epochs=0.5)
+    overrides.update(train)
+    return get_preset("tiny", **overrides)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """An Avenue-layout synthetic dataset: 2 training and 2 test videos of 48 frames."""
+    from sdmae.data import make_dataset
+
+    return make_dataset(tmp_path_factory.mktemp("data") / "avenue", layout="avenue", seed=3, num_train=2,
+                        num_test=2, num_frames=48)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_data):
+    from sdmae.train import train
+
+    run = tmp_path_factory.mktemp("run") / "run"
+    train(tiny_config(), tiny_data, "avenue", run, progress=False)
+    return run

@@ -1,0 +1,109 @@
+"""Two-stage training: loss falls, the teacher stays frozen, checkpoints are exact and safe, resume is exact."""
+
+import json
+
+import pytest
+import torch
+from conftest import tiny_config
+
+from sdmae import train as train_mod
+from sdmae.config import get_preset
+from sdmae.train import CheckpointError, TrainFrames, load_checkpoint, save_checkpoint, train
+
+
+def weights_of(path):
+    return load_checkpoint(path)["model"]
+
+
+def test_run_directory_holds_config_checkpoints_and_log(tiny_run):
+    assert json.loads((tiny_run / "config.json").read_text())["preset"] == "tiny"
+    log = [json.loads(line) for line in (tiny_run / "log.jsonl").read_text().splitlines()]
+    assert [(e["stage"], e["epoch"]) for e in log] == [("teacher", 1), ("teacher", 2), ("student", 1)]
+    for stage in ("teacher", "student"):
+        state = load_checkpoint(tiny_run / f"{stage}.pt")
+        assert state["done"] and state["stage"] == stage and state["optimizer"] is not None
+
+
+def test_stage_two_leaves_every_teacher_tensor_bit_identical(tiny_run):
+    teacher, student = weights_of(tiny_run / "teacher.pt"), weights_of(tiny_run / "student.pt")
+    frozen = [k for k in teacher if not k.startswith("student.")]
+    assert any("running_mean" in k for k in frozen)  # BatchNorm statistics are among them
+    for k in frozen:
+        assert torch.equal(teacher[k], student[k]), k
+    assert any(not torch.equal(teacher[k], student[k]) for k in teacher if k.startswith("student."))
+
+
+def test_teacher_loss_falls(tiny_data, tmp_path):
+    result = train(tiny_config(epochs=4, student_epochs=0, lr=3e-3), tiny_data, "avenue", tmp_path / "run",
+                   progress=False)
+    assert result.teacher_losses[-1] < 0.5 * result.teacher_losses[0]
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tiny_data, tmp_path, monkeypatch):
+    frames = TrainFrames.from_dataset(tiny_data, "avenue", (64, 96), progress=False)
+    cfg = tiny_config(epochs=2, student_epochs=1)
+    train(cfg, tiny_data, "avenue", tmp_path / "a", progress=False, frames=frames)
+
+    real_step, calls = train_mod._step_loss, {"n": 0}
+
+    def interrupt_in_epoch_two(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 7:  # 5 steps per epoch: epoch 2 is under way
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "_step_loss", interrupt_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tiny_data, "avenue", tmp_path / "b", progress=False, frames=frames)
+    assert not (tmp_path / "b" / "student.pt").exists()
+    monkeypatch.setattr(train_mod, "_step_loss", real_step)
+    train(cfg, tiny_data, "avenue", tmp_path / "b", progress=False, frames=frames, resume=True)
+
+    a, b = weights_of(tmp_path / "a" / "student.pt"), weights_of(tmp_path / "b" / "student.pt")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    log = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert [(e["stage"], e["epoch"]) for e in log] == [("teacher", 1), ("teacher", 2), ("student", 1)]
+
+
+def test_existing_run_is_not_overwritten(tiny_run, tiny_data):
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(tiny_config(), tiny_data, "avenue", tiny_run, progress=False)
+
+
+def test_checkpoint_round_trip_is_exact(tmp_path):
+    cfg = get_preset("tiny")
+    model = train_mod.build_model(cfg)
+    save_checkpoint(tmp_path / "m.pt", stage="teacher", cfg=cfg, model=model, optimizer=None, epoch=0, done=True)
+    state = load_checkpoint(tmp_path / "m.pt", cfg)
+    assert state["config"] == cfg
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state["model"][k])
+
+
+def test_bad_checkpoints_are_named(tmp_path):
+    cfg = get_preset("tiny")
+    model = train_mod.build_model(cfg)
+    good = tmp_path / "good.pt"
+    save_checkpoint(good, stage="teacher", cfg=cfg, model=model, optimizer=None, epoch=0, done=True)
+
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="truncated.pt"):
+        load_checkpoint(truncated)
+
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(CheckpointError, match="not an sdmae checkpoint"):
+        load_checkpoint(foreign)
+
+    text = tmp_path / "notes.pt"
+    text.write_text("hello")
+    with pytest.raises(CheckpointError, match="notes.pt"):
+        load_checkpoint(text)
+
+    with pytest.raises(CheckpointError, match="preset 'tiny'"):
+        load_checkpoint(good, get_preset("shanghaitech"))
+
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        load_checkpoint(tmp_path / "missing.pt")
