@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DatasetError, VideoError
     from .train import CheckpointError
 
+    from . import distributed
+
     try:
         return {"train": cmd_train, "evaluate": cmd_evaluate, "score": cmd_score, "demo": cmd_demo}[args.command](args)
     except (FileNotFoundError, FileExistsError, DatasetError, VideoError, CheckpointError, ValueError) as exc:
@@ -87,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"sdmae {args.command}: interrupted (a training run continues with --resume)", file=sys.stderr)
         return 130
+    finally:
+        distributed.shutdown()
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -107,7 +111,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from . import distributed as dist
     from .detector import Detector
     from .evaluate import evaluate
     from .report import write_json
@@ -122,7 +125,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, result.metrics)
         print(f"metrics written to {args.json}")
-    dist.barrier()
     return 0
 
 

@@ -56,6 +56,12 @@ def barrier() -> None:
         tdist.barrier()
 
 
+def shutdown() -> None:
+    """Leave the process group (torchrun processes exit cleanly)."""
+    if tdist.is_available() and tdist.is_initialized():
+        tdist.destroy_process_group()
+
+
 def mean(value: float, ctx: Context) -> float:
     """The mean of a float over all ranks."""
     if ctx.world_size == 1:

@@ -68,23 +68,30 @@ class TrainFrames:
         records = load_dataset(root, layout, split="train")
         videos = []
         for rec in _progress(records, progress, "decoding training videos"):
-            frames = [_shrink(f, size) for f in rec.iter_frames()]
-            if not frames:
+            chunks, chunk = [], []
+            for frame in rec.iter_frames():
+                chunk.append(frame)
+                if len(chunk) == 64:  # resize in batches: one interpolate call per 64 frames
+                    chunks.append(_shrink(np.stack(chunk), size))
+                    chunk = []
+            if chunk:
+                chunks.append(_shrink(np.stack(chunk), size))
+            if not chunks:
                 raise ValueError(f"training video {rec.source} has no frames")
-            videos.append(np.stack(frames))
+            videos.append(np.concatenate(chunks))
         return cls(videos)
 
     def __len__(self) -> int:
         return len(self.index)
 
 
-def _shrink(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(H, W, 3) uint8 -> the same, at most the model size (half-pixel bilinear)."""
-    if frame.shape[0] * frame.shape[1] <= size[0] * size[1]:
-        return frame
-    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
+def _shrink(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> the same, at most the model size (half-pixel bilinear)."""
+    if frames.shape[1] * frames.shape[2] <= size[0] * size[1]:
+        return frames
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()  # (T, 3, H, W)
     x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-    return x[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+    return x.permute(0, 2, 3, 1).round().clamp(0, 255).to(torch.uint8).contiguous().numpy()
 
 
 def _progress(items, enabled: bool, desc: str):
