@@ -116,7 +116,7 @@ def complementary_masks(keys: torch.Tensor | Sequence[int], L: int, ratio: float
     -> list of K (ids_keep (N, Lv), ids_restore (N, L), mask (N, L)).
     """
     n_keep = num_visible(L, ratio)
-    n_mask, step = L - n_keep, -(-L // K)
+    n_mask, step = L - n_keep, -(-L // max(K, 1))
     if K < 1 or step > n_mask:
         raise ValueError(f"K={K} masks of {n_mask}/{L} tokens cannot cover every token")
     perm = _keyed_permutations(keys, L, seed, 0).to(device)  # (N, L)

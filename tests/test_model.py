@@ -3,6 +3,7 @@ import itertools
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +17,16 @@ MICRO = ModelConfig(input_size=(16, 24), patch=4, enc_dim=32, enc_depth=2, enc_h
 VARIANTS = [(m, pe, cls) for m, pe, cls in itertools.product(("scatter", "linear"), (True, False),
                                                               (False, True))
             if not (m == "linear" and not pe)]  # linear without pos_embed is rejected by the config
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Micro shapes gain nothing from a 2nd thread, and on a busy shared core
+    OpenMP barriers stall for whole time slices (measured 10-20x slower)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def micro(**kw):
@@ -215,10 +226,12 @@ def test_patchify_layout():
 # ----------------------------------------------------------------------------- training
 
 def test_overfits_few_inputs():
-    torch.manual_seed(0)  # the test must not depend on it: everything below is seeded explicitly
+    """Memorise 4 random inputs -> smooth zero-mean targets (fitting the mean alone
+    cannot pass; reached in ~65 steps)."""
     model = micro().train()
     x = inputs(model.cfg, 4)
-    target = patchify(torch.rand(4, 4, 16, 24, generator=torch.Generator().manual_seed(1)), 4)
+    coarse = torch.rand(4, 4, 2, 3, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    target = patchify(F.interpolate(coarse, size=(16, 24), mode="bilinear"), 4)  # (4, 24, 64)
     w = torch.softmax(torch.randn(4, model.num_tokens, generator=torch.Generator().manual_seed(2)), 1)
     ids_keep, ids_restore, _ = seeded_masks(range(4), model.num_tokens, 0.5)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -226,12 +239,12 @@ def test_overfits_few_inputs():
     for _ in range(300):
         loss = weighted_loss(model(x, ids_keep, ids_restore, student=False).teacher, target, w)
         first = loss.item() if first is None else first
-        if loss.item() < first / 5:
+        if loss.item() < first / 10:
             break
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert loss.item() < first / 5, (first, loss.item())
+    assert loss.item() < first / 10, (first, loss.item())
 
 
 def test_freeze_teacher_keeps_teacher_bit_identical():
