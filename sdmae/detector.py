@@ -28,6 +28,7 @@ import torch
 from . import kernels
 from .config import Config
 from .data import iter_frames
+from .fast import FastScorer
 from .model import SDMAE, complementary_masks, seeded_masks
 from .postprocess import CausalSmoother, clean_map, normalize_per_video, smooth_scores
 from .train import CheckpointError, load_checkpoint, load_model
@@ -62,7 +63,7 @@ class Detector:
 
     Parameters
     ----------
-    model : SDMAE with trained teacher and student
+    model : SDMAE with trained teacher and student (or its :class:`sdmae.fast.FastScorer`)
     cfg : Config of the run
     device : "cpu" or "cuda"
     """
@@ -89,7 +90,8 @@ class Detector:
         if not state["done"]:
             raise CheckpointError(f"{path} is from an unfinished training run (epoch {state['epoch'] + 1}); "
                                   "finish it with sdmae train --resume")
-        return cls(load_model(state, path), state["config"], device)
+        # Inference builds only what scoring needs (BatchNorm folded, shared block once).
+        return cls(FastScorer(load_model(state, path)), state["config"], device)
 
     # ----------------------------------------------------------------- core
 

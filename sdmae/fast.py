@@ -1,0 +1,283 @@
+"""Fast inference path: only what scoring needs from a trained :class:`~sdmae.model.SDMAE`.
+
+``FastScorer(model)`` (or ``optimize_for_inference(model)``) is a drop-in for
+``model`` at test time: same ``forward(x, ids_keep, ids_restore, student=True)``,
+same :class:`~sdmae.model.ModelOutput`, equal within float tolerance. It works
+on a deep copy in eval mode (the trained model is left untouched) and changes
+how the numbers are computed, never which numbers:
+
+* **BatchNorm folded.** In eval mode ConvProjection's BatchNorm1d is a
+  per-channel affine ``y * s + t`` applied after the gather; the gather only
+  selects positions, so the affine moves into the depth-wise conv as
+  ``w * s`` and a new bias ``t`` (one pass over (N, Lx, 3D) saved per block).
+* **q, k, v without the interleave.** The model's grouped conv writes q, k, v
+  interleaved per channel and permutes them apart (a copy of (N, Lx, 3D));
+  here three depth-wise convs write them apart, straight into their Linears.
+* **Patch embedding of the visible tokens only.** The encoder keeps half the
+  tokens; the model embeds the whole grid and gathers after. Embedding is a
+  per-token linear map (kernel = stride = p) and LayerNorm is per-token, so
+  gathering the patches first and embedding them with one matmul gives the
+  same tokens for half the FLOPs.
+* **Shared decoder prefix once** (as the model already does), teacher and
+  student branches after it, everything under ``torch.inference_mode``.
+
+Optional ``autocast=torch.bfloat16`` runs the forward under CPU/CUDA autocast
+and returns float32 predictions; whether that is faster and as accurate is
+measured by ``benchmarks/bench_model.py`` (on CPUs without AMX it is not the
+default).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .model import SDMAE, Attention, Block, ModelOutput, random_masking
+
+__all__ = ["FastScorer", "optimize_for_inference", "physical_cores"]
+
+
+class _FoldedProjection(nn.Module):
+    """ConvProjection (depth-wise conv + eval BatchNorm, folded) followed by the
+    attention's q, k, v Linears -> q, k, v each (N, T, D).
+
+    The model's single grouped conv interleaves q, k, v per channel (output
+    channel 3d + j); here it is split into three depth-wise convs (one per j),
+    each with the BatchNorm folded in, so every output is already (N, L, D)
+    channels-last and goes to its Linear without a permute copy.
+    """
+
+    def __init__(self, attn: Attention):
+        super().__init__()
+        cp = attn.conv_proj
+        conv, bn = cp.conv, cp.bn
+        self.grid = cp.grid
+        D = conv.in_channels
+        with torch.no_grad():
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (3D,)
+            weight = conv.weight * scale[:, None, None, None]  # (3D, 1, 3, 3)
+            bias = bn.bias - bn.running_mean * scale  # (3D,)
+            self.convs = nn.ModuleList()
+            for j in range(3):  # output channel 3d + j is the j-th (q, k, v) of channel d
+                c = nn.Conv2d(D, D, 3, padding=1, groups=D, bias=True)
+                c.weight.copy_(weight[j::3])
+                c.bias.copy_(bias[j::3])
+                self.convs.append(c)
+        self.linears = nn.ModuleList([attn.q, attn.k, attn.v])
+
+    def forward(self, x: torch.Tensor, ids: torch.Tensor | None):
+        """x: (N, P + Lx, D), ids: (N, Lx) grid positions or None (full grid)."""
+        gh, gw = self.grid
+        L = gh * gw
+        n_prefix = x.shape[1] - (L if ids is None else ids.shape[1])
+        prefix, x = x[:, :n_prefix], x[:, n_prefix:]
+        N, Lx, D = x.shape
+        if ids is not None:
+            x = x.new_zeros(N, L, D).scatter(1, ids[..., None].expand(-1, -1, D), x)  # (N, L, D)
+            idx = ids[..., None].expand(-1, -1, D)
+        grid = x.transpose(1, 2).reshape(N, D, gh, gw)  # channels-last view, no copy
+        out = []
+        for conv, lin in zip(self.convs, self.linears):
+            y = conv(grid).flatten(2).transpose(1, 2)  # (N, L, D), BN included
+            if ids is not None:
+                y = y.gather(1, idx)  # (N, Lx, D)
+            if n_prefix:
+                y = torch.cat([prefix, y], dim=1)  # (N, T, D)
+            out.append(lin(y))
+        return out
+
+
+class _FastAttention(nn.Module):
+    def __init__(self, attn: Attention):
+        super().__init__()
+        self.heads = attn.heads
+        self.folded = _FoldedProjection(attn) if attn.conv_proj is not None else None
+        self.qkv = attn.qkv if attn.conv_proj is None else None
+        self.proj = attn.proj
+
+    def forward(self, x: torch.Tensor, ids: torch.Tensor | None) -> torch.Tensor:
+        N, T, D = x.shape
+        if self.folded is None:
+            q, k, v = self.qkv(x).chunk(3, dim=-1)  # each (N, T, D)
+        else:
+            q, k, v = self.folded(x, ids)
+        q, k, v = (t.reshape(N, T, self.heads, D // self.heads).transpose(1, 2)
+                   for t in (q, k, v))  # (N, nh, T, hs)
+        y = F.scaled_dot_product_attention(q, k, v)  # (N, nh, T, hs)
+        return self.proj(y.transpose(1, 2).reshape(N, T, D))
+
+
+def _fast_block(blk: Block) -> Block:
+    """The block itself with its attention swapped for the folded one (same forward)."""
+    blk.attn = _FastAttention(blk.attn)
+    return blk
+
+
+class FastScorer(nn.Module):
+    """Inference-only twin of a trained SDMAE.
+
+    Parameters
+    ----------
+    model : SDMAE, trained (both stages); copied, never modified
+    autocast : None or torch.dtype, e.g. torch.bfloat16 to run under autocast
+        (predictions are returned as float32 either way)
+    """
+
+    def __init__(self, model: SDMAE, *, autocast: torch.dtype | None = None):
+        super().__init__()
+        m = copy.deepcopy(model).eval()
+        for p in m.parameters():
+            p.requires_grad_(False)
+        self.cfg = m.cfg
+        self.autocast = autocast
+        c = m.cfg
+        p = c.patch
+        # encoder; patch embedding as a matmul over (C, p, p)-ordered patches
+        self.register_buffer("embed_w", m.patch_embed.weight.reshape(c.enc_dim, -1).t().contiguous())  # (C*p*p, D)
+        self.register_buffer("embed_b", m.patch_embed.bias.detach().clone())  # (D,)
+        self.embed_norm = m.embed_norm
+        self.register_buffer("pos_embed", m.pos_embed)
+        self.register_buffer("decoder_pos_embed", m.decoder_pos_embed)
+        self.cls_token, self.cls_pred = m.cls_token, m.cls_pred
+        self.blocks = nn.ModuleList(_fast_block(b) for b in m.blocks)
+        self.norm = m.norm
+        # decoder: shared prefix, then teacher and student branches
+        b = c.student_branch
+        self.decoder_embed, self.mask_token = m.decoder_embed, m.mask_token
+        self.shared = nn.ModuleList(_fast_block(blk) for blk in m.decoder_blocks[:b])
+        self.teacher_blocks = nn.ModuleList(_fast_block(blk) for blk in m.decoder_blocks[b:])
+        self.decoder_norm, self.decoder_pred = m.decoder_norm, m.decoder_pred
+        self.student_block = _fast_block(m.student["block"])
+        self.student_norm, self.student_pred = m.student["norm"], m.student["pred"]
+        self._p = p
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return self.cfg.grid
+
+    @property
+    def num_tokens(self) -> int:
+        return self.cfg.num_tokens
+
+    def train(self, mode: bool = True) -> "FastScorer":
+        if mode:
+            raise RuntimeError("FastScorer is inference-only (BatchNorm is folded); train the SDMAE instead")
+        return super().train(False)
+
+    # ---- stages
+
+    def embed_visible(self, x: torch.Tensor, ids_keep: torch.Tensor) -> torch.Tensor:
+        """x: (N, C, h, w), ids_keep: (N, Lv) -> embedded visible tokens (N, Lv, enc_dim)."""
+        N, C, H, W = x.shape
+        p = self._p
+        gw = W // p
+        xv = x.view(N, C, H // p, p, gw, p)  # (N, C, gh, p, gw, p), no copy
+        rows, cols = ids_keep // gw, ids_keep % gw  # (N, Lv)
+        n = torch.arange(N, device=x.device)[:, None]
+        patches = xv[n, :, rows, :, cols, :]  # (N, Lv, C, p, p): advanced dims first, visible only
+        tok = torch.matmul(patches.reshape(N, ids_keep.shape[1], -1), self.embed_w) + self.embed_b  # (N, Lv, D)
+        tok = self.embed_norm(tok)
+        if self.pos_embed is not None:
+            tok = tok + self.pos_embed[0][ids_keep]  # (N, Lv, D)
+        return tok
+
+    def forward_encoder(self, x: torch.Tensor, ids_keep: torch.Tensor) -> torch.Tensor:
+        want = (self.cfg.in_chans, *self.cfg.input_size)
+        if tuple(x.shape[1:]) != want:
+            raise ValueError(f"expected input (N, {', '.join(map(str, want))}), got {tuple(x.shape)}")
+        h = self.embed_visible(x, ids_keep)  # (N, Lv, D)
+        if self.cls_token is not None:
+            h = torch.cat([self.cls_token.expand(h.shape[0], -1, -1), h], dim=1)  # (N, 1 + Lv, D)
+        for blk in self.blocks:
+            h = blk(h, ids_keep)
+        return self.norm(h)
+
+    def forward_decoder(self, latent: torch.Tensor, ids_restore: torch.Tensor, student: bool):
+        """-> teacher (N, L, P), student (N, L, P) or None."""
+        h = self.decoder_embed(latent)  # (N, [1 +] Lv, Dd)
+        if self.cls_token is not None:
+            h = h[:, 1:]
+        (N, Lv, Dd), L = h.shape, ids_restore.shape[1]
+        h = torch.cat([h, self.mask_token.expand(N, L - Lv, -1)], dim=1)  # (N, L, Dd) shuffled
+        h = h.gather(1, ids_restore[..., None].expand(-1, -1, Dd))  # (N, L, Dd) grid order
+        if self.decoder_pos_embed is not None:
+            h = h + self.decoder_pos_embed
+        for blk in self.shared:  # computed once for both branches
+            h = blk(h)
+        t = h
+        for blk in self.teacher_blocks:
+            t = blk(t)
+        teacher = self.decoder_pred(self.decoder_norm(t))
+        s = None
+        if student:
+            s = self.student_pred(self.student_norm(self.student_block(h)))
+        return teacher, s
+
+    def forward(self, x: torch.Tensor, ids_keep: torch.Tensor | None = None,
+                ids_restore: torch.Tensor | None = None, *,
+                generator: torch.Generator | None = None, student: bool = True) -> ModelOutput:
+        """Same arguments and output as :meth:`SDMAE.forward`."""
+        if ids_keep is None and ids_restore is None:
+            if generator is None:
+                raise ValueError("pass ids_keep and ids_restore, or a generator to draw masks from")
+            ids_keep, ids_restore, mask = random_masking(x.shape[0], self.num_tokens,
+                                                         self.cfg.mask_ratio, generator, x.device)
+        elif ids_keep is None or ids_restore is None:
+            raise ValueError("pass both ids_keep and ids_restore, or neither")
+        else:
+            mask = (ids_restore >= ids_keep.shape[1]).float()  # 1 = removed
+        with torch.inference_mode():
+            if self.autocast is not None:
+                with torch.autocast(x.device.type, dtype=self.autocast):
+                    teacher, stu, cls = self.run(x, ids_keep, ids_restore, student)
+                teacher = teacher.float()
+                stu = stu.float() if stu is not None else None
+                cls = cls.float() if cls is not None else None
+            else:
+                teacher, stu, cls = self.run(x, ids_keep, ids_restore, student)
+        return ModelOutput(teacher=teacher, student=stu, mask=mask, cls_logit=cls)
+
+    def run(self, x: torch.Tensor, ids_keep: torch.Tensor, ids_restore: torch.Tensor, student: bool = True):
+        """The computation alone (no grad mode, no autocast, no mask handling): what
+        ``torch.compile`` should see -> teacher (N, L, P), student or None, cls logit or None."""
+        latent = self.forward_encoder(x, ids_keep)
+        teacher, stu = self.forward_decoder(latent, ids_restore, student)
+        cls = self.cls_pred(latent[:, 0]).squeeze(-1) if self.cls_pred is not None else None
+        return teacher, stu, cls
+
+
+def optimize_for_inference(model: SDMAE, **kw) -> FastScorer:
+    """``FastScorer(model, **kw)``: the scoring-only twin of a trained model."""
+    return FastScorer(model, **kw)
+
+
+def physical_cores() -> int:
+    """Physical CPU cores usable by this process (SMT siblings counted once, capped by the
+    CPU affinity mask); falls back to the affinity mask or os.cpu_count()."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count() or 1
+    try:
+        seen = set()
+        with open("/proc/cpuinfo") as f:
+            phys = core = None
+            for line in f:
+                if line.startswith("physical id"):
+                    phys = line.split(":")[1].strip()
+                elif line.startswith("core id"):
+                    core = line.split(":")[1].strip()
+                elif not line.strip():
+                    if core is not None:
+                        seen.add((phys, core))
+                    phys = core = None
+        if seen:
+            return max(1, min(len(seen), usable))
+    except OSError:
+        pass
+    return usable
+
