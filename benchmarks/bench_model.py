@@ -1,0 +1,234 @@
+"""Model-only throughput: FastScorer vs a plain baseline, per preset, in one run.
+
+Variants (all in eval mode, same weights, same seeded masks, same input):
+
+* ``baseline`` -- the architecture computed the straightforward way, as the
+  original code does at test time: under ``torch.no_grad`` (the original scores
+  under no_grad, not inference_mode), patch embedding over the whole grid,
+  BatchNorm as a separate op, teacher decoder in full, then the student branch
+  recomputing the decoder input and the shared first decoder block instead of
+  reusing them. The encoder runs once.
+* ``model`` -- ``SDMAE.forward(student=True)`` under ``torch.no_grad`` (this
+  repository's model: shared first block computed once).
+* ``fast`` -- ``sdmae.fast.FastScorer`` (folded BatchNorm, batched q/k/v,
+  visible-only patch embedding, shared block once, inference_mode), float32.
+* ``fast-bf16`` -- the same under ``torch.autocast(dtype=torch.bfloat16)``.
+* ``fast-compile`` -- ``torch.compile(FastScorer)``; only with ``--compile``.
+
+Correctness first: every float32 variant must equal the model within 1e-4
+relative; bf16 is reported as the relative error of predictions and of the
+frame scores (weighted teacher error + discrepancy, as the Detector computes).
+
+Run: python benchmarks/bench_model.py [--quick] [--presets avenue,...] [--batch N]
+     [--repeats R] [--device cpu|cuda] [--compile] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+
+import torch
+
+from sdmae.config import get_preset
+from sdmae.fast import FastScorer, physical_cores
+from sdmae.model import SDMAE, seeded_masks
+
+DEFAULT_BATCH = {"tiny": 32, "avenue": 8, "shanghaitech": 8, "ubnormal": 8, "ped2": 4}
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def timeit_interleaved(fns: dict, repeats: int, warmup: int, device: torch.device):
+    """{name: fn} -> {name: (median s, (min s, max s))}. Variants are timed round-robin
+    (one call of each per repeat), so load from other processes on a shared machine
+    hits all of them alike and their ratios stay meaningful."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    sync()
+    times = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            times[k].append(time.perf_counter() - start)
+    return {k: (statistics.median(t), (min(t), max(t))) for k, t in times.items()}
+
+
+def baseline_forward(model: SDMAE, x, ids_keep, ids_restore):
+    """Straightforward test-time forward: no shared decoder prefix (the student
+    branch recomputes the decoder input and the first block(s)); returns (teacher, student)."""
+    with torch.no_grad():
+        latent = model.forward_encoder(x, ids_keep)
+        teacher, _ = model.forward_decoder(latent, ids_restore)  # teacher decoder in full
+        # student: decoder input and shared block(s) computed again
+        h = model.decoder_embed(latent)
+        if model.cls_token is not None:
+            h = h[:, 1:]
+        (N, Lv, Dd), L = h.shape, ids_restore.shape[1]
+        h = torch.cat([h, model.mask_token.expand(N, L - Lv, -1)], dim=1)
+        h = h.gather(1, ids_restore[..., None].expand(-1, -1, Dd))  # (N, L, Dd)
+        if model.decoder_pos_embed is not None:
+            h = h + model.decoder_pos_embed
+        for blk in model.decoder_blocks[:model.cfg.student_branch]:
+            h = blk(h)
+        return teacher, model.forward_student(h)
+
+
+def frame_scores(teacher, student, target, weights):
+    """(N,) weighted teacher error + discrepancy, as the Detector's default reduction."""
+    err = (teacher - target).pow(2).mean(-1) + (teacher - student).pow(2).mean(-1)  # (N, L)
+    return (err * weights).sum(1)
+
+
+def rel_err(a, b) -> float:
+    return float((a.float() - b.float()).abs().max() / b.float().abs().max().clamp(min=1e-12))
+
+
+def trained_like(cfg, device, seed=0) -> SDMAE:
+    """A freshly initialised model whose BatchNorm has non-trivial running stats
+    (a few train-mode passes), so that folding is actually exercised."""
+    model = SDMAE(cfg, generator=torch.Generator().manual_seed(seed)).to(device)
+    g = torch.Generator().manual_seed(seed + 1)
+    model.train()
+    with torch.no_grad():
+        for i in range(2):
+            x = (torch.rand(2, cfg.in_chans, *cfg.input_size, generator=g) * 2 - 1).to(device)
+            ik, ir, _ = seeded_masks([i, i + 1], cfg.num_tokens, cfg.mask_ratio, device=device)
+            model(x, ik, ir)
+    return model.eval()
+
+
+def bench_preset(name, batch, repeats, warmup, device, use_compile, quick):
+    cfg = get_preset(name).model
+    if quick:
+        batch = min(batch, 2)
+    model = trained_like(cfg, device)
+    g = torch.Generator().manual_seed(7)
+    x = (torch.rand(batch, cfg.in_chans, *cfg.input_size, generator=g) * 2 - 1).to(device)
+    ik, ir, _ = seeded_masks(torch.arange(batch), cfg.num_tokens, cfg.mask_ratio, device=device)
+    target = torch.randn(batch, cfg.num_tokens, cfg.patch ** 2 * cfg.out_chans, generator=g).to(device) * 0.5
+    weights = torch.softmax(torch.randn(batch, cfg.num_tokens, generator=g), 1).to(device)
+
+    fast = FastScorer(model)
+    fast_bf16 = FastScorer(model, autocast=torch.bfloat16)
+    variants = {
+        "baseline": lambda: baseline_forward(model, x, ik, ir),
+        "model": lambda: _ts(_nograd(model, x, ik, ir)),
+        "fast": lambda: _ts(fast(x, ik, ir)),
+        "fast-bf16": lambda: _ts(fast_bf16(x, ik, ir)),
+    }
+    if use_compile:  # compile the computation only; inference_mode tensors cannot be traced
+        compiled = torch.compile(fast.run)
+
+        def run_compiled():
+            with torch.no_grad():
+                return compiled(x, ik, ir)[:2]
+
+        start = time.perf_counter()
+        run_compiled()
+        print(f"# {name}: torch.compile first call (compilation) {time.perf_counter() - start:.1f} s", flush=True)
+        variants["fast-compile"] = run_compiled
+
+    # correctness first: every variant against the plain model
+    ref_t, ref_s = variants["model"]()
+    ref_score = frame_scores(ref_t, ref_s, target, weights)
+    errs = {}
+    for v, fn in variants.items():
+        if v == "model":
+            errs[v] = (0.0, 0.0)
+            continue
+        t, s = fn()
+        e = max(rel_err(t, ref_t), rel_err(s, ref_s))
+        es = rel_err(frame_scores(t.float(), s.float(), target, weights), ref_score)
+        if v != "fast-bf16" and e > 1e-4:
+            raise SystemExit(f"{name}/{v}: predictions differ from the model (relative {e:.2e} > 1e-4)")
+        errs[v] = (e, es)
+
+    rows = []
+    timed = timeit_interleaved(variants, repeats, warmup, device)
+    for v in variants:
+        med, (lo, hi) = timed[v]
+        rows.append(dict(preset=name, variant=v, batch=batch, size=cfg.input_size, patch=cfg.patch,
+                         tokens=cfg.num_tokens, ms=1e3 * med, min_ms=1e3 * lo, max_ms=1e3 * hi,
+                         fps=batch / med, pred_rel_err=errs[v][0], score_rel_err=errs[v][1]))
+    base = next(r for r in rows if r["variant"] == "baseline")
+    plain = next(r for r in rows if r["variant"] == "model")["ms"]
+    for r in rows:
+        r["vs_baseline"] = base["ms"] / r["ms"]
+        r["vs_baseline_min"] = base["min_ms"] / r["min_ms"]  # best case of each: robust to others' load
+        r["vs_model"] = plain / r["ms"]
+    return rows
+
+
+def _nograd(model, x, ik, ir):
+    with torch.no_grad():
+        return model(x, ik, ir, student=True)
+
+
+def _ts(out):
+    return out.teacher, out.student
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny preset, batch 2, one repeat: checks the script runs")
+    parser.add_argument("--presets", default="tiny,shanghaitech,avenue",
+                        help="comma-separated presets (also: ubnormal, ped2)")
+    parser.add_argument("--batch", type=int, default=None, help="batch for every preset (default: per preset)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: physical cores)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile(FastScorer)")
+    parser.add_argument("--json", help="also write the rows as JSON to this file")
+    args = parser.parse_args(argv)
+
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device visible to torch")
+    threads = args.threads or physical_cores()
+    torch.set_num_threads(threads)
+    presets = ["tiny"] if args.quick else args.presets.split(",")
+    repeats, warmup = (1, 1) if args.quick else (args.repeats, args.warmup)
+    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+    print(f"# sdmae model | device {device} ({dev_name}) | torch {torch.__version__} | threads "
+          f"{torch.get_num_threads()} | float32 unless noted | median of {repeats} after {warmup} warm-up | "
+          f"{' '.join(sys.argv)}")
+    print("| preset | input | L | batch | variant | ms/batch median (min-max) | frames/s | vs baseline "
+          "(of mins) | vs model | pred rel err | score rel err |")
+    print("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    all_rows = []
+    for name in presets:
+        batch = args.batch or DEFAULT_BATCH.get(name, 8)
+        for r in bench_preset(name, batch, repeats, warmup, device, args.compile, args.quick):
+            all_rows.append(r)
+            print(f"| {r['preset']} | {r['size'][0]}x{r['size'][1]} p{r['patch']} | {r['tokens']} | {r['batch']} "
+                  f"| {r['variant']} | {r['ms']:.1f} ({r['min_ms']:.1f}-{r['max_ms']:.1f}) | {r['fps']:.1f} "
+                  f"| {r['vs_baseline']:.2f}x ({r['vs_baseline_min']:.2f}x) | {r['vs_model']:.2f}x | {r['pred_rel_err']:.1e} "
+                  f"| {r['score_rel_err']:.1e} |", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(device=str(device), device_name=dev_name, threads=torch.get_num_threads(),
+                           torch=torch.__version__, rows=all_rows), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""End-to-end scoring throughput: video file on disk -> smoothed frame scores.
+
+Writes a synthetic clip (``sdmae.data.make_clip``) to an MJPEG ``.avi`` at the
+preset's source size, builds ``Detector(model, cfg)`` from a freshly
+initialised model (no training is needed for speed), and times
+``Detector.score_video`` (decode included). Then one instrumented run over the
+same frames splits the time into stages:
+
+* decode  -- pulling frames out of the video reader (``sdmae.data.iter_frames``)
+* prepare -- ``kernels.prepare`` (resize, scale, 9-channel input, motion weights)
+* model   -- the forward pass (FastScorer by default, ``--plain`` for SDMAE)
+* score   -- ``kernels.score`` (token errors, frame scores)
+* other   -- the rest: masks, glue, smoothing
+
+Model-only throughput is the frames divided by the model stage; the headline
+ratio is end-to-end over model-only frames/s within the instrumented run (its
+model seconds over its total seconds; 100 % = the model is the only cost).
+Uninstrumented end-to-end runs are reported too, but on a shared machine they
+happen at other moments than the instrumented one, so they are not divided.
+
+Correctness first: FastScorer and the plain model must give the same raw scores
+on the clip (1e-4 relative).
+
+Run: python benchmarks/bench_pipeline.py [--quick] [--preset avenue] [--frames T]
+     [--batch N] [--repeats R] [--plain] [--device cpu|cuda] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import sdmae.detector as detector_mod
+from sdmae import kernels
+from sdmae.config import get_preset
+from sdmae.data import iter_frames, make_clip, write_video
+from sdmae.detector import Detector
+from sdmae.fast import FastScorer, physical_cores
+from sdmae.model import SDMAE
+
+SOURCE = {"avenue": (360, 640), "shanghaitech": (480, 856), "ubnormal": (720, 1280), "ped2": (240, 360),
+          "tiny": (96, 144)}
+DEFAULT_BATCH = {"tiny": 32, "avenue": 8, "shanghaitech": 8, "ubnormal": 8, "ped2": 4}
+
+
+class _Timers:
+    def __init__(self, device: torch.device):
+        self.total = {}
+        self.sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        self.sync()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.sync()
+            self.total[name] = self.total.get(name, 0.0) + time.perf_counter() - start
+
+
+class _TimedModel(torch.nn.Module):
+    def __init__(self, model, timers):
+        super().__init__()
+        self.inner, self.timers = model, timers
+
+    def forward(self, *args, **kw):
+        with self.timers("model"):
+            return self.inner(*args, **kw)
+
+
+def _timed_frames(frames, timers):
+    it = iter(frames)
+    while True:
+        with timers("decode"):
+            try:
+                f = next(it)
+            except StopIteration:
+                return
+        yield f
+
+
+def instrumented_run(det: Detector, path: Path, device: torch.device) -> tuple[dict, float, np.ndarray]:
+    """One score_video-equivalent pass with per-stage timers -> (stage seconds, total s, raw scores)."""
+    timers = _Timers(device)
+    orig_model, orig_prepare, orig_score = det.model, kernels.prepare, kernels.score
+
+    def prepare(*a, **k):
+        with timers("prepare"):
+            return orig_prepare(*a, **k)
+
+    def score(*a, **k):
+        with timers("score"):
+            return orig_score(*a, **k)
+
+    det.model = _TimedModel(orig_model, timers)
+    detector_mod.kernels.prepare, detector_mod.kernels.score = prepare, score  # same module object
+    try:
+        timers.sync()
+        start = time.perf_counter()
+        res = det.score_frames(_timed_frames(iter_frames(path), timers))
+        timers.sync()
+        total = time.perf_counter() - start
+    finally:
+        det.model = orig_model
+        kernels.prepare, kernels.score = orig_prepare, orig_score
+    stages = dict(timers.total)
+    stages["other"] = total - sum(stages.values())
+    return stages, total, res.raw
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny preset, a few frames: checks the script runs")
+    parser.add_argument("--preset", default="avenue")
+    parser.add_argument("--frames", type=int, default=48, help="frames in the synthetic clip")
+    parser.add_argument("--batch", type=int, default=None, help="frames per forward (ScoreConfig.batch_size)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--plain", action="store_true", help="use SDMAE itself instead of FastScorer")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: physical cores)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--json", help="also write the results as JSON to this file")
+    args = parser.parse_args(argv)
+
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device visible to torch")
+    torch.set_num_threads(args.threads or physical_cores())
+    preset = "tiny" if args.quick else args.preset
+    frames_n = 12 if args.quick else args.frames
+    repeats = 1 if args.quick else args.repeats
+    cfg = get_preset(preset)
+    cfg.score.batch_size = args.batch or DEFAULT_BATCH.get(preset, 8)
+    source = SOURCE.get(preset, cfg.model.input_size)
+
+    model = SDMAE(cfg.model, generator=torch.Generator().manual_seed(0)).eval()
+    scorer = model if args.plain else FastScorer(model)
+    det = Detector(scorer, cfg, device)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clip.avi"
+        frames, _, _ = make_clip(seed=0, num_frames=frames_n, size=source, anomalies=1)
+        write_video(path, frames, fps=25)
+
+        # correctness first: the fast path scores like the plain model
+        raw = det.score_video(path).raw
+        if not args.plain:
+            ref = Detector(model, cfg, device).score_video(path).raw
+            rel = float(np.abs(raw - ref).max() / max(np.abs(ref).max(), 1e-12))
+            if rel > 1e-4:
+                raise SystemExit(f"FastScorer scores differ from the plain model (relative {rel:.2e})")
+
+        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        e2e = []
+        for _ in range(repeats):  # warm-up done by the correctness pass
+            sync()
+            start = time.perf_counter()
+            det.score_video(path)
+            sync()
+            e2e.append(time.perf_counter() - start)
+        runs = [instrumented_run(det, path, device) for _ in range(repeats)]
+
+    med = statistics.median(e2e)
+    stages = {k: statistics.median(r[0].get(k, 0.0) for r in runs) for k in
+              ("decode", "prepare", "model", "score", "other")}
+    total_i = statistics.median(r[1] for r in runs)
+    fps_e2e = frames_n / med
+    fps_model = frames_n / stages["model"]
+    h, w = cfg.model.input_size
+    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"# sdmae pipeline | preset {preset} | video {source[0]}x{source[1]} MJPEG, {frames_n} frames -> model "
+          f"{h}x{w} p{cfg.model.patch} | batch {cfg.score.batch_size} | float32 | "
+          f"{'SDMAE' if args.plain else 'FastScorer'} | device {device} ({dev_name}) | threads "
+          f"{torch.get_num_threads()} | torch {torch.__version__} | median of {repeats} | {' '.join(sys.argv)}")
+    print("| measure | value |")
+    print("|---|---:|")
+    print(f"| end-to-end s (min-max) | {med:.2f} ({min(e2e):.2f}-{max(e2e):.2f}) |")
+    print(f"| end-to-end frames/s | {fps_e2e:.2f} |")
+    print(f"| model-only frames/s (model stage, instrumented run) | {fps_model:.2f} |")
+    # same frames, same moments: the instrumented run's total over its model stage
+    print(f"| end-to-end / model-only (instrumented run: model s / total s) | {100 * stages['model'] / total_i:.0f}% |")
+    print("| stage | s (share of instrumented run) |")
+    for k, v in stages.items():
+        print(f"| {k} | {v:.3f} ({100 * v / total_i:.1f}%) |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(preset=preset, frames=frames_n, batch=cfg.score.batch_size, e2e_s=e2e,
+                           stages=stages, fps_e2e=fps_e2e, fps_model=fps_model, threads=torch.get_num_threads(),
+                           torch=torch.__version__, fast=not args.plain), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

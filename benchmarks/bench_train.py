@@ -1,0 +1,133 @@
+"""Training throughput (frames/s) of both stages, on random inputs.
+
+One step = forward + weighted loss + backward + AdamW update, exactly the
+pieces ``sdmae.train`` uses (``build_model``, ``sample_masks``/seeded masks,
+``weighted_loss``, ``freeze_teacher``). Stage 1 (teacher) trains encoder and
+teacher decoder; stage 2 (student) freezes them (eval mode) and trains the
+student head only, the teacher forward still running every step. Data loading
+is not included (random inputs), so these are upper bounds for ``sdmae train``.
+
+Checks first: losses are finite, and stage 2 leaves every teacher parameter
+and BatchNorm statistic unchanged.
+
+Run: python benchmarks/bench_train.py [--quick] [--presets tiny,avenue] [--batch N]
+     [--steps S] [--device cpu|cuda] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import torch
+
+from sdmae.config import get_preset
+from sdmae.fast import physical_cores
+from sdmae.model import patchify, weighted_loss
+from sdmae.train import build_model, sample_masks
+
+DEFAULT_BATCH = {"tiny": 32, "avenue": 4, "shanghaitech": 8, "ubnormal": 8, "ped2": 4}
+
+
+def make_batch(cfg, batch, device, g):
+    m = cfg.model
+    x = (torch.rand(batch, m.in_chans, *m.input_size, generator=g) * 2 - 1).to(device)
+    target = (torch.rand(batch, m.out_chans, *m.input_size, generator=g) * 2 - 1).to(device)
+    weights = torch.softmax(torch.randn(batch, m.num_tokens, generator=g), 1).to(device)
+    return x, patchify(target, m.patch), weights
+
+
+def bench_stage(cfg, model, stage, batch, steps, warmup, device):
+    g = torch.Generator().manual_seed(1)
+    x, target, weights = make_batch(cfg, batch, device, g)
+    idx = torch.arange(batch)
+    if stage == "teacher":
+        model.train()
+        params = [p for p in model.teacher_parameters()]
+    else:
+        model.freeze_teacher()
+        params = list(model.student_parameters())
+    opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.05)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    stage_index = 0 if stage == "teacher" else 1
+    frozen = {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith("student.")}
+
+    def step(epoch):
+        ids_keep, ids_restore, _ = sample_masks(cfg, idx, stage_index, epoch, device)
+        out = model(x, ids_keep, ids_restore, student=stage == "student")
+        if stage == "student":
+            loss = weighted_loss(out.student, out.teacher.detach(), weights)
+        else:
+            loss = weighted_loss(out.teacher, target, weights)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    losses, times = [], []
+    for i in range(warmup):
+        losses.append(step(i))
+    for i in range(steps):
+        sync()
+        start = time.perf_counter()
+        losses.append(step(warmup + i))
+        sync()
+        times.append(time.perf_counter() - start)
+    if not all(map(lambda v: v == v and abs(v) != float("inf"), losses)):
+        raise SystemExit(f"{stage}: non-finite loss {losses}")
+    if stage == "student":
+        for k, v in model.state_dict().items():
+            if k in frozen and not torch.equal(frozen[k], v):
+                raise SystemExit(f"student stage changed frozen teacher state {k}")
+    med = statistics.median(times)
+    return dict(stage=stage, batch=batch, ms=1e3 * med, min_ms=1e3 * min(times), max_ms=1e3 * max(times),
+                fps=batch / med, loss_first=losses[0], loss_last=losses[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny preset, batch 2, one step: checks the script runs")
+    parser.add_argument("--presets", default="tiny,avenue")
+    parser.add_argument("--batch", type=int, default=None, help="batch for every preset (default: per preset)")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per stage (after --warmup)")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: physical cores)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--json", help="also write the rows as JSON to this file")
+    args = parser.parse_args(argv)
+
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device visible to torch")
+    torch.set_num_threads(args.threads or physical_cores())
+    presets = ["tiny"] if args.quick else args.presets.split(",")
+    steps, warmup = (1, 1) if args.quick else (args.steps, args.warmup)
+    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"# sdmae training | device {device} ({dev_name}) | torch {torch.__version__} | threads "
+          f"{torch.get_num_threads()} | float32 | AdamW | median of {steps} steps after {warmup} warm-up | "
+          f"{' '.join(sys.argv)}")
+    print("| preset | input | batch | stage | ms/step median (min-max) | frames/s |")
+    print("|---|---|---:|---|---:|---:|")
+    rows = []
+    for name in presets:
+        cfg = get_preset(name)
+        batch = 2 if args.quick else (args.batch or DEFAULT_BATCH.get(name, 8))
+        model = build_model(cfg).to(device)
+        for stage in ("teacher", "student"):
+            r = bench_stage(cfg, model, stage, batch, steps, warmup, device)
+            r.update(preset=name)
+            rows.append(r)
+            h, w = cfg.model.input_size
+            print(f"| {name} | {h}x{w} p{cfg.model.patch} | {batch} | {stage} | {r['ms']:.0f} "
+                  f"({r['min_ms']:.0f}-{r['max_ms']:.0f}) | {r['fps']:.1f} |", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(device=str(device), threads=torch.get_num_threads(), torch=torch.__version__, rows=rows),
+                      f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
