@@ -9,7 +9,7 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-@pytest.mark.parametrize("name", ["01_motion_gradients.py"])
+@pytest.mark.parametrize("name", ["01_motion_gradients.py", "03_masked_autoencoder.py", "04_self_distillation.py"])
 def test_example_runs_and_writes_its_figure(tmp_path, name):
     figure = tmp_path / "figure.png"
     done = subprocess.run([sys.executable, str(EXAMPLES / name), str(figure)], cwd=tmp_path,
