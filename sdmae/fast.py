@@ -36,7 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .model import SDMAE, Attention, Block, ModelOutput, random_masking
+from .model import SDMAE, Attention, Block, ModelOutput, resolve_masks
 
 __all__ = ["FastScorer", "optimize_for_inference", "physical_cores"]
 
@@ -221,15 +221,8 @@ class FastScorer(nn.Module):
                 ids_restore: torch.Tensor | None = None, *,
                 generator: torch.Generator | None = None, student: bool = True) -> ModelOutput:
         """Same arguments and output as :meth:`SDMAE.forward`."""
-        if ids_keep is None and ids_restore is None:
-            if generator is None:
-                raise ValueError("pass ids_keep and ids_restore, or a generator to draw masks from")
-            ids_keep, ids_restore, mask = random_masking(x.shape[0], self.num_tokens,
-                                                         self.cfg.mask_ratio, generator, x.device)
-        elif ids_keep is None or ids_restore is None:
-            raise ValueError("pass both ids_keep and ids_restore, or neither")
-        else:
-            mask = (ids_restore >= ids_keep.shape[1]).float()  # 1 = removed
+        ids_keep, ids_restore, mask = resolve_masks(x, ids_keep, ids_restore, generator, self.num_tokens,
+                                                    self.cfg.mask_ratio)
         with torch.inference_mode():
             if self.autocast is not None:
                 with torch.autocast(x.device.type, dtype=self.autocast):

@@ -72,6 +72,19 @@ def random_masking(N: int, L: int, ratio: float, generator: torch.Generator,
     return _split_shuffle(ids_shuffle, num_visible(L, ratio))
 
 
+def resolve_masks(x: torch.Tensor, ids_keep: torch.Tensor | None, ids_restore: torch.Tensor | None,
+                  generator: torch.Generator | None, L: int, ratio: float):
+    """Masks given as (ids_keep, ids_restore), or drawn from ``generator`` for x's batch
+    -> ids_keep (N, Lv), ids_restore (N, L), mask (N, L) 1 = removed."""
+    if ids_keep is None and ids_restore is None:
+        if generator is None:
+            raise ValueError("pass ids_keep and ids_restore, or a generator to draw masks from")
+        return random_masking(x.shape[0], L, ratio, generator, x.device)
+    if ids_keep is None or ids_restore is None:
+        raise ValueError("pass both ids_keep and ids_restore, or neither")
+    return ids_keep, ids_restore, (ids_restore >= ids_keep.shape[1]).float()
+
+
 def _key_seed(*vals: int) -> int:
     """splitmix64-style mix of ints -> seed in [0, 2**63)."""
     m64 = (1 << 64) - 1
@@ -397,15 +410,8 @@ class SDMAE(nn.Module):
                 generator: torch.Generator | None = None, student: bool = True) -> ModelOutput:
         """x: (N, in_chans, h, w); masks given as (ids_keep (N, Lv), ids_restore (N, L)) or
         drawn at cfg.mask_ratio from ``generator`` -> ModelOutput."""
-        if ids_keep is None and ids_restore is None:
-            if generator is None:
-                raise ValueError("pass ids_keep and ids_restore, or a generator to draw masks from")
-            ids_keep, ids_restore, mask = random_masking(x.shape[0], self.num_tokens,
-                                                         self.cfg.mask_ratio, generator, x.device)
-        elif ids_keep is None or ids_restore is None:
-            raise ValueError("pass both ids_keep and ids_restore, or neither")
-        else:
-            mask = (ids_restore >= ids_keep.shape[1]).float()  # 1 = removed
+        ids_keep, ids_restore, mask = resolve_masks(x, ids_keep, ids_restore, generator, self.num_tokens,
+                                                    self.cfg.mask_ratio)
         latent = self.forward_encoder(x, ids_keep)
         teacher, branch_hidden = self.forward_decoder(latent, ids_restore)
         return ModelOutput(
