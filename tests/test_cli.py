@@ -65,3 +65,17 @@ def test_demo_from_the_command_line(tmp_path):
     metrics = json.loads((tmp_path / "demo" / "report" / "metrics.json").read_text())
     assert metrics["micro_auc"] >= 0.90
     assert np.isfinite(metrics["fps"])
+
+
+@pytest.mark.parametrize("layout", ["avenue", "shanghaitech", "ped2", "ubnormal", "folder"])
+def test_evaluate_and_score_every_layout(tiny_run, tmp_path, layout):
+    from sdmae.data import make_dataset
+
+    data = make_dataset(tmp_path / layout, layout=layout, seed=1, num_train=1, num_test=2, num_frames=72)
+    out = tmp_path / "m.json"
+    assert main(["evaluate", str(tiny_run), "--data", str(data), "--layout", layout, "--json", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["frames"] == sum(r.num_frames for r in load_dataset(data, layout, "test"))
+    assert metrics["micro_auc"] is not None
+    source = load_dataset(data, layout, "test")[0].source
+    assert main(["score", str(tiny_run), str(source), "--out", str(tmp_path / "s")]) == 0
