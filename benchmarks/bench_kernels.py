@@ -1,7 +1,9 @@
 """Fused kernels vs their NumPy twins, against this machine's memcpy roofline.
 
 For every op: correctness against the twin first, then warm-up and the median
-(and spread) of repeated runs. Bytes moved count every read and write the op
+(and spread) of repeated runs. ``gather_patches`` (the visible half of the
+tokens, as the MAE encoder embeds them) also gets a row for the torch
+advanced-indexing expression it replaces, when torch is installed. Bytes moved count every read and write the op
 must do at least once; the roofline is a large ``np.copyto`` measured in the
 same run (read + write counted, like the ops). The C++ ops write into reused
 output buffers (``out=``), as a streaming pipeline does, so that first-touch
@@ -73,6 +75,20 @@ def case_inputs(shape, batch, rng):
     return frames, centres, target, teacher, student
 
 
+def torch_indexing_gather(x, ids, p):
+    """The plain-torch way to take the patches at ids (conv-weight order), or None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    n, c, h, w = x.shape
+    gh, gw = h // p, w // p
+    xt, it = torch.from_numpy(x), torch.from_numpy(ids)
+    batch = torch.arange(n)[:, None]
+    # Separated advanced indices put (N, K) first: (N, K, C, p, p).
+    return lambda: xt.view(n, c, gh, p, gw, p)[batch, :, it // gw, :, it % gw, :].reshape(n, ids.shape[1], -1)
+
+
 def bench_case(name, shape, batch, repeats, twin_repeats, rng, cuda):
     h, w = shape["size"]
     p = shape["patch"]
@@ -95,6 +111,13 @@ def bench_case(name, shape, batch, repeats, twin_repeats, rng, cuda):
     for a, b in zip(got, expected):
         check_close(a, b, "score")
 
+    # K = L/2 random visible tokens per sample, in random order as the encoder's mask gives them.
+    ids = np.stack([rng.permutation(l)[: l // 2] for _ in range(n)]).astype(np.int64)
+    k, c = ids.shape[1], prepared.inputs.shape[1]
+    gathered = reference.gather_patches(prepared.inputs, ids, p)
+    check_close(kernels.gather_patches(prepared.inputs, ids, p, backend="cpp"), gathered, "gather_patches")
+    gather_bytes = 8 * n * k * c * p * p + 8 * n * k  # read + write each patch float, read the ids
+
     out = reference.Prepared(np.empty_like(prepared.inputs), np.empty_like(prepared.gradients),
                              np.empty_like(prepared.weights))
     ops = {
@@ -107,6 +130,9 @@ def bench_case(name, shape, batch, repeats, twin_repeats, rng, cuda):
         "patchify": (8 * prepared.inputs.size,
                      lambda: reference.patchify(prepared.inputs, p),
                      lambda: kernels.patchify(prepared.inputs, p, backend="cpp")),
+        "gather_patches": (gather_bytes,
+                           lambda: reference.gather_patches(prepared.inputs, ids, p),
+                           lambda: kernels.gather_patches(prepared.inputs, ids, p, backend="cpp")),
         "token_weights": (4 * (prepared.gradients.size + n * l),
                           lambda: reference.token_weights(prepared.gradients, p),
                           lambda: kernels.token_weights(prepared.gradients, p, backend="cpp")),
@@ -116,6 +142,14 @@ def bench_case(name, shape, batch, repeats, twin_repeats, rng, cuda):
         t_cpp, spread = timeit(fused, repeats)
         rows.append(dict(case=name, op=op, device="cpu", twin_ms=1e3 * t_twin, ms=1e3 * t_cpp,
                          spread_ms=[1e3 * s for s in spread], speedup=t_twin / t_cpp, gbps=nbytes / t_cpp / 1e9))
+
+    torch_gather = torch_indexing_gather(prepared.inputs, ids, p)
+    if torch_gather is not None:
+        check_close(torch_gather(), gathered, "torch-indexing gather")
+        t_torch, spread = timeit(torch_gather, repeats)
+        rows.append(dict(case=name, op="gather_patches, torch indexing", device="cpu", twin_ms=None,
+                         ms=1e3 * t_torch, spread_ms=[1e3 * s for s in spread], speedup=None,
+                         gbps=gather_bytes / t_torch / 1e9))
 
     if cuda:
         import torch
@@ -129,9 +163,12 @@ def bench_case(name, shape, batch, repeats, twin_repeats, rng, cuda):
         got = kernels.score(tg, te, stu, wt, p, (h, w), backend="cuda")
         for a, b in zip(got, expected):
             check_close(a, b, "cuda score")
+        x_d, ids_d = torch.from_numpy(prepared.inputs).cuda(), torch.from_numpy(ids).cuda()
+        check_close(kernels.gather_patches(x_d, ids_d, p, backend="cuda"), gathered, "cuda gather_patches")
         for op, nbytes, fn in [
             ("prepare", prep_bytes, lambda: kernels.prepare(f_d, centres, (h, w), p, backend="cuda")),
             ("score", score_bytes, lambda: kernels.score(tg, te, stu, wt, p, (h, w), backend="cuda")),
+            ("gather_patches", gather_bytes, lambda: kernels.gather_patches(x_d, ids_d, p, backend="cuda")),
         ]:
             t_gpu, spread = timeit(fn, 20, warmup=3, sync=sync)
             rows.append(dict(case=name, op=op, device="cuda", twin_ms=None, ms=1e3 * t_gpu,

@@ -62,6 +62,22 @@ void unpatchify(F32 t, int64_t p, F32 out) {
   sdmae::unpatchify(src, dst, n, c, h, w, p);
 }
 
+void gather_patches(F32 x, I64 ids, int64_t p, F32 out) {
+  expect(x.ndim() == 4, "x must be (N, C, H, W)");
+  const int64_t n = x.shape(0), c = x.shape(1), h = x.shape(2), w = x.shape(3);
+  expect_patch(h, w, p);
+  expect(ids.ndim() == 2 && ids.shape(0) == n, "ids must be (N, K) with the N of x");
+  const int64_t k = ids.shape(1), l = (h / p) * (w / p);
+  expect_shape(out, {n, k, c * p * p}, "out");
+  // The ids are addresses into x: one bad id would read out of bounds.
+  const int64_t* id = ids.data();
+  for (int64_t i = 0; i < n * k; ++i) expect(id[i] >= 0 && id[i] < l, "ids must lie in [0, L), L = (H/p)*(W/p)");
+  const float* src = x.data();
+  float* dst = out.mutable_data();
+  py::gil_scoped_release release;
+  sdmae::gather_patches(src, id, dst, n, c, h, w, p, k);
+}
+
 void token_weights(F32 g, int64_t p, F32 out) {
   expect(g.ndim() == 4, "g must be (N, C, H, W)");
   const int64_t n = g.shape(0), c = g.shape(1), h = g.shape(2), w = g.shape(3);
@@ -146,6 +162,10 @@ PYBIND11_MODULE(_C, m) {
         R"(x (N, C, H, W) float32 -> out (N, L, p*p*C) float32, written in place.)");
   m.def("unpatchify", &unpatchify, py::arg("t").noconvert(), py::arg("p"), py::arg("out").noconvert(),
         R"(t (N, L, p*p*C) float32 -> out (N, C, H, W) float32, written in place.)");
+  m.def("gather_patches", &gather_patches, py::arg("x").noconvert(), py::arg("ids").noconvert(), py::arg("p"),
+        py::arg("out").noconvert(),
+        R"(x (N, C, H, W) float32, ids (N, K) int64 in [0, L) -> out (N, K, C*p*p) float32, each patch ordered
+(channel, row, column) like a stride-p Conv2d weight, written in place.)");
   m.def("token_weights", &token_weights, py::arg("g").noconvert(), py::arg("p"), py::arg("out").noconvert(),
         R"(g (N, C, H, W) float32 -> out (N, L) float32 motion weights, written in place.)");
   m.def("prepare", &prepare, py::arg("frames").noconvert(), py::arg("centres").noconvert(), py::arg("h"),

@@ -38,7 +38,7 @@ except ImportError:
     _C_cuda = None
 
 __all__ = ["BACKENDS", "Prepared", "Scores", "available_backends", "patchify", "unpatchify",
-           "token_weights", "prepare", "score"]
+           "gather_patches", "token_weights", "prepare", "score"]
 
 BACKENDS = ("auto", "cpp", "cuda", "numpy")
 _warned_fallback = False
@@ -253,6 +253,66 @@ def unpatchify(t: Any, p: int, h: int, w: int, *, backend: str | None = None) ->
     out = np.empty((n, c, h, w), np.float32)
     _C.unpatchify(ta, p, out)
     return _like(out, t)
+
+
+def gather_patches(x: Any, ids: Any, p: int, *, backend: str | None = None) -> Any:
+    """The p x p patches of x at the tokens ``ids``, ready for a linear patch embedding.
+
+    Each patch is flattened (channel, row, column), the order in which
+    ``nn.Conv2d(C, D, p, stride=p).weight.reshape(D, -1)`` reads it, so that
+    ``gather_patches(x, ids, p) @ weight.reshape(D, -1).T + bias`` equals the
+    conv's output tokens at ``ids`` while only those patches are read. This is
+    not :func:`patchify`'s (row, column, channel) order.
+
+    Parameters
+    ----------
+    x : (N, C, H, W) float32 array or tensor, H and W multiples of p
+    ids : (N, K) int64, K >= 1, token indices in [0, L) into the row-major
+        (H/p, W/p) grid; repeats are allowed. On CUDA the range check reads the
+        ids back, which synchronises the stream.
+    p : int, patch size
+
+    Returns
+    -------
+    (N, K, C*p*p) float32
+    """
+    _check_array(x, "x", 4, "(N, C, H, W)", "float32")
+    p = _positive_int(p, "p")
+    n, c, h, w = x.shape
+    if n == 0 or c == 0:
+        raise ValueError(f"x must have shape (N, C, H, W) with N, C >= 1, got {tuple(x.shape)}")
+    _size((h, w), p)
+    _check_array(ids, "ids", 2, "(N, K)", "int64")
+    if ids.shape[0] != n or ids.shape[1] == 0:
+        raise ValueError(f"ids must have shape (N, K) = ({n}, K) with K >= 1 for x of batch {n}, "
+                         f"got {tuple(ids.shape)}")
+    k, l = ids.shape[1], (h // p) * (w // p)
+    chosen = _resolve_backend(backend, _on_cuda(x, ids))
+    _check_token_ids(ids, l)
+    if chosen == "cuda":
+        import torch
+
+        xt, it = _cuda_prepare_tensors(x, ids)
+        out = torch.empty((n, k, c * p * p), dtype=torch.float32, device=xt.device)
+        with torch.cuda.device(xt.device):
+            _C_cuda.gather_patches(xt.data_ptr(), it.data_ptr(), out.data_ptr(), n, c, h, w, p, k,
+                                   _stream(xt.device))
+        return out
+    xa, ia = _to_numpy(x), _to_numpy(ids)
+    if chosen == "numpy":
+        return _like(reference.gather_patches(xa, ia, p), x)
+    out = np.empty((n, k, c * p * p), np.float32)
+    _C.gather_patches(xa, ia, p, out)
+    return _like(out, x)
+
+
+def _check_token_ids(ids: Any, l: int) -> None:
+    """Raise naming the first id outside [0, l); the kernels use ids as addresses."""
+    bad = (ids < 0) | (ids >= l)  # NumPy or torch alike
+    if bad.any():
+        i, j = (int(v) for v in (bad.nonzero()[0] if _is_tensor(bad) else np.argwhere(bad)[0]))
+        raise ValueError(f"ids[{i}, {j}] = {int(ids[i, j])} is outside the token grid [0, {l}), "
+                         f"L = (H/p)*(W/p)")
 
 
 def token_weights(g: Any, p: int, *, backend: str | None = None) -> Any:

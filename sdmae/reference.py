@@ -73,6 +73,30 @@ def unpatchify(t: np.ndarray, p: int, h: int, w: int) -> np.ndarray:
     return np.ascontiguousarray(x.reshape(n, c, h, w))
 
 
+def gather_patches(x: np.ndarray, ids: np.ndarray, p: int) -> np.ndarray:
+    """The p x p patches of x at chosen tokens, flattened as a conv kernel reads them.
+
+    Each patch is ordered (channel, row in patch, column in patch), the order of
+    ``nn.Conv2d(C, D, p, stride=p).weight.reshape(D, -1)``, so that
+    ``gather_patches(x, ids, p) @ weight.reshape(D, -1).T + bias`` is the patch
+    embedding of the tokens ``ids`` alone. This is deliberately not the
+    (row, column, channel) order of :func:`patchify`, which follows the MAE
+    reconstruction target. Reads and writes 4*N*K*C*p*p bytes: only the chosen
+    patches are touched.
+
+    x : (N, C, H, W) float32, H and W multiples of p
+    ids : (N, K) int64 in [0, L), token indices into the row-major (H/p, W/p) grid
+    returns : (N, K, C*p*p) float32; out[n, k] is the patch of x[n] at ids[n, k]
+    """
+    n, c, h, w = x.shape
+    gh, gw = h // p, w // p
+    grid = x.reshape(n, c, gh, p, gw, p)  # (N, C, gh, p, gw, p)
+    rows, cols = ids // gw, ids % gw  # (N, K) each
+    # Advanced indices separated by slices put their broadcast shape (N, K) first: (N, K, C, p, p).
+    patches = grid[np.arange(n)[:, None], :, rows, :, cols, :]
+    return np.ascontiguousarray(patches.reshape(n, ids.shape[1], c * p * p))
+
+
 def token_weights(g: np.ndarray, p: int) -> np.ndarray:
     """Motion weight of every token.
 

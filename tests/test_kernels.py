@@ -74,6 +74,75 @@ def test_patchify_order_is_mae_convention():
     assert t[0, 1].tolist() == [2, 18, 3, 19, 6, 22, 7, 23]
 
 
+def token_ids(rng, n, l, k):
+    """(N, K) int64 ids: a random pick per sample, repeats only when K > L."""
+    return np.stack([rng.choice(l, k, replace=k > l) for _ in range(n)]).astype(np.int64)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", LAYOUTS)
+@pytest.mark.parametrize("shape,p,k", [
+    ((1, 1, 4, 4), 4, 1),        # one token, C = 1
+    ((3, 5, 12, 20), 4, 7),      # non-square grid
+    ((2, 9, 16, 48), 16, 3),     # K = L
+    ((1, 4, 8, 24), 8, 9),       # K > L: repeated ids
+    ((2, 3, 3, 5), 1, 15),       # p = 1, K = L
+    ((4, 1, 32, 16), 8, 5),      # C = 1, tall
+])
+def test_gather_patches_matches_twin(rng, backend, kind, shape, p, k):
+    x = rng.standard_normal(shape, dtype=np.float32)
+    ids = token_ids(rng, shape[0], (shape[2] // p) * (shape[3] // p), k)
+    got = kernels.gather_patches(on(backend, layout(x, kind)), on(backend, layout(ids, kind)), p, backend=backend)
+    expected = reference.gather_patches(x, ids, p)
+    assert expected.shape == (shape[0], k, shape[1] * p * p)
+    assert_close(got, expected)
+
+
+def test_gather_patches_order_is_conv_weight_order():
+    x = np.arange(2 * 4 * 4, dtype=np.float32).reshape(1, 2, 4, 4)  # (N, C, H, W)
+    # token 1 = rows 0-1, columns 2-3; inside: (channel, row, column), unlike patchify
+    assert kernels.gather_patches(x, np.array([[1]]), 2)[0, 0].tolist() == [2, 3, 6, 7, 18, 19, 22, 23]
+    n, c, p, l = 1, 2, 2, 4
+    every = kernels.gather_patches(x, np.arange(l)[None], p)
+    by_patchify = reference.patchify(x, p).reshape(n, l, p, p, c).transpose(0, 1, 4, 2, 3).reshape(n, l, -1)
+    np.testing.assert_array_equal(every, by_patchify)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gather_patches_is_conv_patch_embedding(rng, backend):
+    n, c, h, w, p, d, k = 3, 9, 32, 48, 8, 16, 10
+    x = torch.from_numpy(rng.standard_normal((n, c, h, w), dtype=np.float32))
+    ids = torch.from_numpy(token_ids(rng, n, (h // p) * (w // p), k))
+    conv = torch.nn.Conv2d(c, d, kernel_size=p, stride=p)
+    with torch.no_grad():
+        tokens = conv(x).flatten(2).transpose(1, 2)  # (N, L, D)
+        expected = tokens.gather(1, ids[..., None].expand(-1, -1, d))
+        # The embedding itself runs on the CPU: CUDA convolutions may use TF32, beyond this tolerance.
+        device = "cuda" if backend == "cuda" else "cpu"
+        patches = kernels.gather_patches(x.to(device), ids.to(device), p, backend=backend)
+        got = patches.cpu() @ conv.weight.reshape(d, -1).T + conv.bias
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_gather_patches_torch_tensors_in_and_out(rng):
+    x = torch.from_numpy(rng.standard_normal((2, 3, 8, 16), dtype=np.float32))
+    ids = torch.tensor([[0, 7, 7], [3, 1, 5]])
+    got = kernels.gather_patches(x, ids, 4)
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.float32 and got.shape == (2, 3, 48)
+    assert torch.equal(got, torch.from_numpy(reference.gather_patches(x.numpy(), ids.numpy(), 4)))
+    strided = kernels.gather_patches(x[:, :, :, ::2], ids[:, :2] // 2, 4)  # non-contiguous (N, C, 8, 8)
+    assert_close(strided, reference.gather_patches(np.ascontiguousarray(x[:, :, :, ::2].numpy()),
+                                                   ids[:, :2].numpy() // 2, 4))
+    assert_close(kernels.gather_patches(x, ids, 4, backend="numpy"), got.numpy())
+
+
+def test_gather_patches_binding_refuses_bad_ids():
+    x, out = np.zeros((1, 1, 4, 4), np.float32), np.empty((1, 1, 4), np.float32)
+    for bad in (-1, 4):
+        with pytest.raises(ValueError, match=r"ids must lie in \[0, L\)"):
+            kernels._C.gather_patches(x, np.array([[bad]], np.int64), 2, out)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind", LAYOUTS)
 @pytest.mark.parametrize("shape,p", [((1, 3, 16, 16), 4), ((4, 3, 24, 40), 8), ((2, 1, 32, 16), 16),
@@ -199,6 +268,7 @@ F32 = np.zeros((2, 3, 8, 8), np.float32)
 FRAMES = np.zeros((5, 10, 12, 3), np.uint8)
 TOK = np.zeros((2, 4, 64), np.float32)
 W = np.full((2, 4), 0.25, np.float32)
+IDS = np.zeros((2, 2), np.int64)
 
 
 @pytest.mark.parametrize("call,error,words", [
@@ -211,6 +281,17 @@ W = np.full((2, 4), 0.25, np.float32)
     (lambda: kernels.patchify(F32, 4, backend="gpu"), ValueError, "backend must be one of"),
     (lambda: kernels.patchify(F32, 4, backend="cuda"), ValueError, "needs CUDA torch tensors"),
     (lambda: kernels.unpatchify(TOK, 4, 8, 12), ValueError, "t must have shape (N, 6,"),
+    (lambda: kernels.gather_patches(F32, IDS.astype(np.int32), 4), TypeError, "ids must have dtype int64"),
+    (lambda: kernels.gather_patches(F32.astype(np.float64), IDS, 4), TypeError, "x must have dtype float32"),
+    (lambda: kernels.gather_patches(F32[0], IDS, 4), ValueError, "x must have shape (N, C, H, W)"),
+    (lambda: kernels.gather_patches(F32, IDS[0], 4), ValueError, "ids must have shape (N, K)"),
+    (lambda: kernels.gather_patches(F32, IDS[:1], 4), ValueError, "ids must have shape (N, K) = (2, K)"),
+    (lambda: kernels.gather_patches(F32, IDS[:, :0], 4), ValueError, "K >= 1"),
+    (lambda: kernels.gather_patches(F32, IDS + [[0, 4], [0, 0]], 4), ValueError, "ids[0, 1] = 4 is outside"
+     " the token grid [0, 4)"),
+    (lambda: kernels.gather_patches(F32, IDS - [[0, 0], [1, 0]], 4), ValueError, "ids[1, 0] = -1 is outside"),
+    (lambda: kernels.gather_patches(F32[:, :, :6], IDS, 4), ValueError, "multiple of the patch"),
+    (lambda: kernels.gather_patches(F32, IDS.tolist(), 4), TypeError, "ids must be a NumPy array or torch tensor"),
     (lambda: kernels.token_weights(F32.reshape(6, 8, 8), 4), ValueError, "g must have shape"),
     (lambda: kernels.prepare(FRAMES[..., :2], [0], (8, 8), 4), ValueError, "(T, H0, W0, 3)"),
     (lambda: kernels.prepare(FRAMES.astype(np.float32), [0], (8, 8), 4), TypeError, "frames must have dtype uint8"),
@@ -243,7 +324,7 @@ DTYPES = [np.float32, np.float64, np.uint8, np.int64, np.float16]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(op=st.sampled_from(["patchify", "unpatchify", "token_weights", "prepare", "score"]),
+@given(op=st.sampled_from(["patchify", "unpatchify", "gather_patches", "token_weights", "prepare", "score"]),
        dims=st.lists(st.integers(0, 9), min_size=1, max_size=5), p=st.integers(-1, 5),
        dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16))
 def test_random_shapes_and_dtypes_never_crash(op, dims, p, dtype, seed):
@@ -255,6 +336,10 @@ def test_random_shapes_and_dtypes_never_crash(op, dims, p, dtype, seed):
         elif op == "unpatchify":
             h = w = p * 2 if p > 0 else 0
             got, expected = kernels.unpatchify(a, p, h, w), lambda: reference.unpatchify(a, p, h, w)
+        elif op == "gather_patches":
+            l = (a.shape[2] // p) * (a.shape[3] // p) if a.ndim == 4 and p > 0 else 1
+            ids = rng.integers(-1, l + 1, (a.shape[0] if a.ndim else 1, 3))  # in range or just outside
+            got, expected = kernels.gather_patches(a, ids, p), lambda: reference.gather_patches(a, ids, p)
         elif op == "token_weights":
             got, expected = kernels.token_weights(a, p), lambda: reference.token_weights(a, p)
         elif op == "prepare":

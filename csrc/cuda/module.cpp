@@ -50,6 +50,13 @@ PYBIND11_MODULE(_C_cuda, m) {
     py::gil_scoped_release release;
     sdmae::cuda::unpatchify(ptr<const float>(t), ptr<float>(out), n, c, h, w, p, stream_of(stream));
   });
+  m.def("gather_patches", [](std::uintptr_t x, std::uintptr_t ids, std::uintptr_t out, int64_t n, int64_t c,
+                             int64_t h, int64_t w, int64_t p, int64_t k, std::uintptr_t stream) {
+    require_device();
+    py::gil_scoped_release release;
+    sdmae::cuda::gather_patches(ptr<const float>(x), ptr<const int64_t>(ids), ptr<float>(out), n, c, h, w, p, k,
+                                stream_of(stream));
+  });
   m.def("token_weights", [](std::uintptr_t g, std::uintptr_t out, int64_t n, int64_t c, int64_t h, int64_t w,
                             int64_t p, std::uintptr_t stream) {
     require_device();

@@ -19,6 +19,9 @@ inline int blocks_for(int64_t count, int threads) { return static_cast<int>((cou
 
 void patchify(const float* x, float* out, int64_t n, int64_t c, int64_t h, int64_t w, int64_t p, cudaStream_t s);
 void unpatchify(const float* t, float* out, int64_t n, int64_t c, int64_t h, int64_t w, int64_t p, cudaStream_t s);
+// ids (N, K) in [0, L), checked by the caller -> out (N, K, C*p*p), order (channel, row, column).
+void gather_patches(const float* x, const int64_t* ids, float* out, int64_t n, int64_t c, int64_t h, int64_t w,
+                    int64_t p, int64_t k, cudaStream_t s);
 void token_weights(const float* g, float* out, int64_t n, int64_t c, int64_t h, int64_t w, int64_t p, cudaStream_t s);
 
 // cache: workspace of (S, 3, h, w) floats; slot_frames (S,) source frame of each
