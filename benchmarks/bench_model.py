@@ -12,7 +12,9 @@ Variants (all in eval mode, same weights, same seeded masks, same input):
   repository's model: shared first block computed once).
 * ``fast`` -- ``sdmae.fast.FastScorer`` (folded BatchNorm, batched q/k/v,
   visible-only patch embedding, shared block once, inference_mode), float32.
-* ``fast-bf16`` -- the same under ``torch.autocast(dtype=torch.bfloat16)``.
+* ``fast-bf16`` -- ``FastScorer(precision="bf16")``: autocast to bfloat16, and
+  on a CPU attention as blocked bf16 matmuls (what ``precision="auto"`` picks
+  on hardware with native bf16; the header line says what auto resolves to).
 * ``fast-compile`` -- ``torch.compile(FastScorer)``; only with ``--compile``.
 
 Correctness first: every float32 variant must equal the model within 1e-4
@@ -35,7 +37,7 @@ import time
 import torch
 
 from sdmae.config import get_preset
-from sdmae.fast import FastScorer, physical_cores
+from sdmae.fast import FastScorer, physical_cores, resolve_precision
 from sdmae.model import SDMAE, seeded_masks
 
 DEFAULT_BATCH = {"tiny": 32, "avenue": 8, "shanghaitech": 8, "ubnormal": 8, "ped2": 4}
@@ -128,7 +130,7 @@ def bench_preset(name, batch, repeats, warmup, device, use_compile, quick):
     weights = torch.softmax(torch.randn(batch, cfg.num_tokens, generator=g), 1).to(device)
 
     fast = FastScorer(model)
-    fast_bf16 = FastScorer(model, autocast=torch.bfloat16)
+    fast_bf16 = FastScorer(model, precision="bf16")
     variants = {
         "baseline": lambda: baseline_forward(model, x, ik, ir),
         "model": lambda: _ts(_nograd(model, x, ik, ir)),
@@ -211,7 +213,7 @@ def main(argv=None):
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     print(f"# sdmae model | device {device} ({dev_name}) | torch {torch.__version__} | threads "
           f"{torch.get_num_threads()} | float32 unless noted | median of {repeats} after {warmup} warm-up | "
-          f"{' '.join(sys.argv)}")
+          f"{' '.join(sys.argv)} | precision auto -> {resolve_precision('auto', device)}")
     print("| preset | input | L | batch | variant | ms/batch median (min-max) | frames/s | vs baseline "
           "(of mins) | vs model | pred rel err | score rel err |")
     print("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")

@@ -16,15 +16,20 @@ how the numbers are computed, never which numbers:
 * **Patch embedding of the visible tokens only.** The encoder keeps half the
   tokens; the model embeds the whole grid and gathers after. Embedding is a
   per-token linear map (kernel = stride = p) and LayerNorm is per-token, so
-  gathering the patches first and embedding them with one matmul gives the
-  same tokens for half the FLOPs.
+  gathering the patches first (``kernels.gather_patches``) and embedding them
+  with one matmul gives the same tokens for half the FLOPs.
 * **Shared decoder prefix once** (as the model already does), teacher and
   student branches after it, everything under ``torch.inference_mode``.
 
-Optional ``autocast=torch.bfloat16`` runs the forward under CPU/CUDA autocast
-and returns float32 predictions; whether that is faster and as accurate is
-measured by ``benchmarks/bench_model.py`` (on CPUs without AMX it is not the
-default).
+``precision="bf16"`` (or ``"fp16"``) runs the forward under autocast and
+returns float32 predictions. On a CPU, scaled_dot_product_attention gains
+nothing from bf16 (its kernel is bound by the softmax, not the products), so
+attention there runs as blocked bf16 matrix products instead, which do gain:
+with ``avx512_bf16`` a bf16 matmul ran ~4.5x the fp32 one on this project's
+machine. ``precision="auto"`` (what :meth:`Detector.load` uses) picks bf16
+where the hardware has native bf16 dot products and fp32 elsewhere; bf16
+moves predictions by ~1e-2 relative and frame scores by ~1e-3, and left the
+demo's AUCs unchanged to 3-4 decimals (numbers: ``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -36,9 +41,59 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import kernels
 from .model import SDMAE, Attention, Block, ModelOutput, resolve_masks
 
-__all__ = ["FastScorer", "optimize_for_inference", "physical_cores"]
+__all__ = ["FastScorer", "PRECISIONS", "native_bf16", "optimize_for_inference", "physical_cores",
+           "resolve_precision"]
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Query rows per block of the CPU bf16 attention: a (batch*heads, 128, L) bf16
+# score block stays small while each matmul is still large enough to be efficient.
+_ATTENTION_BLOCK = 128
+
+
+def native_bf16(device: str | torch.device = "cpu") -> bool:
+    """Whether ``device`` multiplies bf16 natively (CUDA: Ampere or newer;
+    CPU: the ``avx512_bf16`` or ``amx_bf16`` instructions, read from /proc/cpuinfo)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = line.split(":", 1)[1].split()
+                    return "avx512_bf16" in flags or "amx_bf16" in flags
+    except OSError:
+        pass
+    return False
+
+
+def resolve_precision(precision: str, device: str | torch.device = "cpu") -> str:
+    """"auto" -> "bf16" where :func:`native_bf16`, else "fp32"; other names are checked and returned."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
+
+
+def _blocked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T / sqrt(hs)) v for (N, nh, T, hs) low-precision CPU tensors, a block of
+    query rows at a time so each score block stays cache-sized."""
+    N, nh, T, hs = q.shape
+    q = (q * hs ** -0.5).reshape(N * nh, T, hs)
+    kt = k.reshape(N * nh, T, hs).transpose(1, 2)
+    v = v.reshape(N * nh, T, hs)
+    out = torch.empty_like(q)
+    for start in range(0, T, _ATTENTION_BLOCK):
+        rows = slice(start, start + _ATTENTION_BLOCK)
+        torch.bmm(torch.softmax(torch.bmm(q[:, rows], kt), dim=-1), v, out=out[:, rows])
+    return out.view(N, nh, T, hs)
 
 
 class _FoldedProjection(nn.Module):
@@ -107,7 +162,10 @@ class _FastAttention(nn.Module):
             q, k, v = self.folded(x, ids)
         q, k, v = (t.reshape(N, T, self.heads, D // self.heads).transpose(1, 2)
                    for t in (q, k, v))  # (N, nh, T, hs)
-        y = F.scaled_dot_product_attention(q, k, v)  # (N, nh, T, hs)
+        if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16):
+            y = _blocked_attention(q, k, v)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v)  # (N, nh, T, hs)
         return self.proj(y.transpose(1, 2).reshape(N, T, D))
 
 
@@ -123,17 +181,20 @@ class FastScorer(nn.Module):
     Parameters
     ----------
     model : SDMAE, trained (both stages); copied, never modified
-    autocast : None or torch.dtype, e.g. torch.bfloat16 to run under autocast
-        (predictions are returned as float32 either way)
+    precision : "fp32" (default), "bf16" or "fp16": the autocast dtype of the
+        forward (predictions are returned as float32 either way); "auto" picks
+        bf16 on hardware with native bf16 (see :func:`resolve_precision`) for
+        the device the model's parameters are on
     """
 
-    def __init__(self, model: SDMAE, *, autocast: torch.dtype | None = None):
+    def __init__(self, model: SDMAE, *, precision: str = "fp32"):
         super().__init__()
         m = copy.deepcopy(model).eval()
         for p in m.parameters():
             p.requires_grad_(False)
         self.cfg = m.cfg
-        self.autocast = autocast
+        self.precision = resolve_precision(precision, next(m.parameters()).device)
+        self.autocast = _DTYPES[self.precision]
         c = m.cfg
         p = c.patch
         # encoder; patch embedding as a matmul over (C, p, p)-ordered patches
@@ -174,12 +235,15 @@ class FastScorer(nn.Module):
         """x: (N, C, h, w), ids_keep: (N, Lv) -> embedded visible tokens (N, Lv, enc_dim)."""
         N, C, H, W = x.shape
         p = self._p
-        gw = W // p
-        xv = x.view(N, C, H // p, p, gw, p)  # (N, C, gh, p, gw, p), no copy
-        rows, cols = ids_keep // gw, ids_keep % gw  # (N, Lv)
-        n = torch.arange(N, device=x.device)[:, None]
-        patches = xv[n, :, rows, :, cols, :]  # (N, Lv, C, p, p): advanced dims first, visible only
-        tok = torch.matmul(patches.reshape(N, ids_keep.shape[1], -1), self.embed_w) + self.embed_b  # (N, Lv, D)
+        if x.device.type == "cpu":
+            # the fused copy: ~8x faster than advanced indexing at avenue size (bench_kernels.py)
+            patches = kernels.gather_patches(x.contiguous(), ids_keep, p)  # (N, Lv, C*p*p)
+        else:  # on a GPU indexing is cheap, and the kernel's id check would synchronise the stream
+            gw = W // p
+            xv = x.view(N, C, H // p, p, gw, p)  # (N, C, gh, p, gw, p), no copy
+            n = torch.arange(N, device=x.device)[:, None]
+            patches = xv[n, :, ids_keep // gw, :, ids_keep % gw, :].reshape(N, ids_keep.shape[1], -1)
+        tok = torch.matmul(patches, self.embed_w) + self.embed_b  # (N, Lv, D)
         tok = self.embed_norm(tok)
         if self.pos_embed is not None:
             tok = tok + self.pos_embed[0][ids_keep]  # (N, Lv, D)

@@ -86,3 +86,40 @@ def test_fast_in_detector():
 
 def test_physical_cores():
     assert physical_cores() >= 1
+
+
+def test_blocked_attention_is_attention():
+    from sdmae.fast import _ATTENTION_BLOCK, _blocked_attention
+
+    g = torch.Generator().manual_seed(8)
+    T = 2 * _ATTENTION_BLOCK + 37  # a partial last block
+    q, k, v = (torch.randn(2, 3, T, 16, generator=g) for _ in range(3))
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    assert torch.allclose(_blocked_attention(q, k, v), ref, atol=1e-5)
+    low = _blocked_attention(q.bfloat16(), k.bfloat16(), v.bfloat16())
+    assert low.dtype == torch.bfloat16 and (low.float() - ref).abs().max() < 0.05
+
+
+def test_bf16_precision_stays_close():
+    model = _trained_like("scatter", False)
+    cfg = model.cfg
+    x = torch.rand(4, cfg.in_chans, *cfg.input_size, generator=torch.Generator().manual_seed(9)) * 2 - 1
+    ids_keep, ids_restore, _ = seeded_masks(torch.arange(4), cfg.num_tokens, cfg.mask_ratio)
+    ref = FastScorer(model)(x, ids_keep, ids_restore)
+    low = FastScorer(model, precision="bf16")
+    assert low.precision == "bf16"
+    out = low(x, ids_keep, ids_restore)
+    assert out.teacher.dtype == torch.float32 and out.student.dtype == torch.float32
+    for a, b in ((out.teacher, ref.teacher), (out.student, ref.student)):
+        assert (a - b).abs().max() <= 3e-2 * b.abs().max()
+
+
+def test_resolve_precision():
+    from sdmae.fast import native_bf16, resolve_precision
+
+    assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
+    assert resolve_precision("auto", "cpu") == ("bf16" if native_bf16("cpu") else "fp32")
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("half")
+    with pytest.raises(ValueError, match="precision"):
+        FastScorer(_trained_like("scatter", False), precision="float32")
