@@ -11,6 +11,7 @@ from sdmae.data import (
     atomic_write,
     iter_frames,
     list_frame_files,
+    prefetch,
     read_video,
     video_info,
     write_frames,
@@ -208,3 +209,45 @@ def test_atomic_write(tmp_path):
     with pytest.raises(FileNotFoundError):
         with atomic_write(tmp_path / "missing_dir" / "x.txt"):
             pass
+
+
+def test_prefetch_keeps_order_and_matches_direct_decoding(tmp_path, frames):
+    path = write_video(tmp_path / "clip.avi", frames)
+    direct = list(iter_frames(path))
+    ahead = list(prefetch(iter_frames(path), depth=2))
+    assert len(ahead) == len(direct) and all(np.array_equal(a, b) for a, b in zip(ahead, direct))
+    assert list(prefetch(iter(range(100)), depth=3)) == list(range(100))
+    with pytest.raises(ValueError, match="depth"):
+        next(prefetch([1], depth=0))
+
+
+def test_prefetch_raises_where_decoding_stopped(tmp_path):
+    path = write_video(tmp_path / "cut.avi", smooth_frames(np.random.default_rng(2), t=20))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    got = []
+    with pytest.raises(VideoError, match=r"cut\.avi.*decoding stopped at frame \d+"):
+        for f in prefetch(iter_frames(path), depth=4):
+            got.append(f)
+    assert 0 < len(got) < 20
+
+
+def test_prefetch_stops_and_closes_the_source_when_left_early():
+    import threading
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.set()
+
+    for i in prefetch(endless(), depth=2):
+        if i == 5:
+            break
+    assert closed.wait(5.0)
+    assert not any(t.name == "sdmae-prefetch" and t.is_alive() for t in threading.enumerate())

@@ -9,13 +9,15 @@ Pillow. Nothing is extracted to disk.
 from __future__ import annotations
 
 import os
+import queue
 import re
 import secrets
 import shutil
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, TypeVar
 
 import av
 import numpy as np
@@ -31,6 +33,7 @@ __all__ = [
     "is_video_source",
     "iter_frames",
     "list_frame_files",
+    "prefetch",
     "read_image",
     "read_label_image",
     "read_video",
@@ -42,6 +45,7 @@ __all__ = [
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".webm", ".wmv")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
+T = TypeVar("T")
 
 
 class VideoError(ValueError):
@@ -335,6 +339,68 @@ def iter_frames(source, max_frames: int | None = None) -> Iterator[np.ndarray]:
             raise VideoError(f"{path}: no image frames ({' '.join(IMAGE_EXTENSIONS)}) in folder")
         return _iter_folder(path, files, max_frames)
     return _iter_container(str(path), max_frames)
+
+
+class _Raised:
+    """An exception of the prefetch worker, carried to the consumer's thread."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+_END = object()
+
+
+def prefetch(items: Iterable[T], depth: int = 16) -> Iterator[T]:
+    """Iterate ``items`` in a worker thread, up to ``depth`` items ahead.
+
+    Scoring uses it so that decoding the next frames overlaps the model's
+    forward pass (PyAV and the image readers release the GIL while they work).
+    Items come out in order; an exception of ``items`` is raised at the item
+    where it happened. Leaving the loop early stops the worker, which closes
+    ``items`` (a generator must be closed in the thread that runs it).
+    """
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        it = iter(items)
+        try:
+            for item in it:
+                if not put(item):
+                    return
+            put(_END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(_Raised(exc))
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=work, name="sdmae-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is _END:
+                return
+            if isinstance(item, _Raised):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5.0)
 
 
 def read_video(source, max_frames: int | None = None) -> np.ndarray:
