@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--normalize", action="store_true", help="min-max normalise scores per video (needs the "
                    "whole video; off by default)")
     e.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    _add_precision(e)
 
     s = sub.add_parser("score", help="score your own videos: CSV, plot, optional overlay video")
     s.add_argument("run")
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--overlay", action="store_true", help="also write the video with the anomaly heat map")
     s.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    _add_precision(s)
 
     d = sub.add_parser("demo", help="synthetic dataset -> train both stages -> evaluate -> report")
     d.add_argument("--out", default="sdmae-demo", help="where data, run and report go (default ./sdmae-demo)")
@@ -71,7 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--student-epochs", type=int, default=None)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    _add_precision(d)
     return parser
+
+
+def _add_precision(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="model compute dtype when scoring; auto: bf16 where the device has native "
+                        "bf16 (it left AUCs unchanged, see benchmarks/RESULTS.md), else fp32")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,7 +125,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .report import write_json
 
     _require_dir(args.data, "--data")
-    detector = Detector.load(args.run, device=_device(args.device))
+    detector = Detector.load(args.run, device=_device(args.device), precision=args.precision)
     result = evaluate(detector, args.data, args.layout, with_maps=not args.no_maps, device=args.device,
                       normalize=args.normalize)
     if result is None:  # another torchrun rank: rank 0 reports
@@ -133,7 +142,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from .detector import Detector
     from .report import plot_scores, write_overlay_video, write_scores_csv
 
-    detector = Detector.load(args.run, device=_device(args.device))
+    detector = Detector.load(args.run, device=_device(args.device), precision=args.precision)
     out = Path(args.out)
     for source in args.inputs:  # check every input before writing anything
         if not Path(source).exists():
@@ -182,7 +191,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     train(cfg, data, "avenue", run, device=args.device, resume=resume)
     print("[3/4] scoring the test videos ...", flush=True)
-    detector = Detector.load(run, device=_device(args.device))
+    detector = Detector.load(run, device=_device(args.device), precision=args.precision)
     result = evaluate(detector, data, "avenue", device=args.device)
     report = out / "report"
     report.mkdir(exist_ok=True)

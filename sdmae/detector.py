@@ -27,8 +27,8 @@ import torch
 
 from . import kernels
 from .config import Config
-from .data import iter_frames
-from .fast import FastScorer
+from .data import iter_frames, prefetch
+from .fast import FastScorer, resolve_precision
 from .model import SDMAE, complementary_masks, seeded_masks
 from .postprocess import CausalSmoother, clean_map, normalize_per_video, smooth_scores
 from .train import CheckpointError, load_checkpoint, load_model
@@ -75,10 +75,16 @@ class Detector:
         p = cfg.model.patch
         self.size = cfg.model.input_size
         self.patch = p
+        self.precision = getattr(model, "precision", "fp32")  # a plain SDMAE runs in float32
 
     @classmethod
-    def load(cls, run_dir: str | os.PathLike, device: str = "cpu") -> "Detector":
-        """Load ``run_dir/student.pt`` (written by ``sdmae train`` after both stages)."""
+    def load(cls, run_dir: str | os.PathLike, device: str = "cpu", precision: str = "auto") -> "Detector":
+        """Load ``run_dir/student.pt`` (written by ``sdmae train`` after both stages).
+
+        precision : "auto" (bf16 where ``device`` has native bf16, else fp32), "fp32",
+            "bf16" or "fp16": the model's compute dtype (see :mod:`sdmae.fast`)
+        """
+        precision = resolve_precision(precision, device)
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
             raise FileNotFoundError(f"run directory not found: {run_dir}")
@@ -91,7 +97,7 @@ class Detector:
             raise CheckpointError(f"{path} is from an unfinished training run (epoch {state['epoch'] + 1}); "
                                   "finish it with sdmae train --resume")
         # Inference builds only what scoring needs (BatchNorm folded, shared block once).
-        return cls(FastScorer(load_model(state, path)), state["config"], device)
+        return cls(FastScorer(load_model(state, path), precision=precision), state["config"], device)
 
     # ----------------------------------------------------------------- core
 
@@ -176,8 +182,10 @@ class Detector:
 
     def score_video(self, source: str | os.PathLike, *, with_maps: bool = False,
                     normalize: bool = False) -> VideoScores:
-        """Score a video file or frame folder (decoded once, streamed)."""
-        return self.score_frames(iter_frames(source), with_maps=with_maps, normalize=normalize)
+        """Score a video file or frame folder (decoded once, streamed; decoding runs in a
+        worker thread, overlapping the model)."""
+        frames = prefetch(iter_frames(source), depth=self.cfg.score.batch_size + 2 * self._reach())
+        return self.score_frames(frames, with_maps=with_maps, normalize=normalize)
 
     def _reach(self) -> int:
         return max(self.cfg.train.frame_offset, self.cfg.train.grad_step)

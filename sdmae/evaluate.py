@@ -115,6 +115,7 @@ def _metrics(detector: Detector, records: list[VideoRecord], scores: list[VideoS
         "frame_reduce": cfg.score.frame_reduce, "test_masks": cfg.score.test_masks,
         "mask_seed": cfg.score.mask_seed, "per_video_normalization": normalize,
         "map_threshold_quantile": MAP_QUANTILE, "device": str(detector.device),
+        "precision": detector.precision,
     }
     return out
 
