@@ -76,6 +76,7 @@ class Detector:
         self.size = cfg.model.input_size
         self.patch = p
         self.precision = getattr(model, "precision", "fp32")  # a plain SDMAE runs in float32
+        self._target_buffer: torch.Tensor | None = None  # see _target_image
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike, device: str = "cpu", precision: str = "auto") -> "Detector":
@@ -120,23 +121,27 @@ class Detector:
             masks = complementary_masks(keys_t, l, m.mask_ratio, sc.test_masks, seed=sc.mask_seed,
                                         device=self.device)
         teacher = student = cls_logit = None
-        hidden_count = torch.zeros(n, l, 1, device=self.device)
         with torch.inference_mode():
-            for ids_keep, ids_restore, mask in masks:
-                out = self.model(inputs, ids_keep, ids_restore, student=True)
-                # Several masks: each token is judged from the passes where it was hidden.
-                use = mask[..., None] if len(masks) > 1 else torch.ones_like(mask)[..., None]
-                teacher = out.teacher * use if teacher is None else teacher + out.teacher * use
-                student = out.student * use if student is None else student + out.student * use
-                hidden_count += use
+            if len(masks) == 1:  # every token judged from the one pass (no weighting passes over the outputs)
+                out = self.model(inputs, *masks[0][:2], student=True)
+                teacher, student = out.teacher, out.student
                 if out.cls_logit is not None:
-                    prob = torch.sigmoid(out.cls_logit)
-                    cls_logit = prob if cls_logit is None else cls_logit + prob
-            teacher = teacher / hidden_count.clamp(min=1)
-            student = student / hidden_count.clamp(min=1)
-        zeros = torch.zeros((n, 1) + tuple(self.size), device=self.device)
-        target = kernels.patchify(torch.cat([torch.as_tensor(prep.inputs[:, 3:6], device=self.device), zeros], 1)
-                                  .contiguous(), self.patch)
+                    cls_logit = torch.sigmoid(out.cls_logit)
+            else:
+                hidden_count = torch.zeros(n, l, 1, device=self.device)
+                for ids_keep, ids_restore, mask in masks:
+                    out = self.model(inputs, ids_keep, ids_restore, student=True)
+                    # Several masks: each token is judged from the passes where it was hidden.
+                    use = mask[..., None]
+                    teacher = out.teacher * use if teacher is None else teacher + out.teacher * use
+                    student = out.student * use if student is None else student + out.student * use
+                    hidden_count += use
+                    if out.cls_logit is not None:
+                        prob = torch.sigmoid(out.cls_logit)
+                        cls_logit = prob if cls_logit is None else cls_logit + prob
+                teacher = teacher / hidden_count.clamp(min=1)
+                student = student / hidden_count.clamp(min=1)
+        target = kernels.patchify(self._target_image(inputs), self.patch)
         weights = torch.as_tensor(prep.weights, device=self.device)
         on_gpu = self.device.type == "cuda"
 
@@ -156,6 +161,17 @@ class Detector:
         if cls_logit is not None and sc.cls_weight > 0:
             frame = frame + sc.cls_weight * (cls_logit / len(masks)).cpu().numpy()
         return frame, maps
+
+    def _target_image(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(N, 4, h, w): frame t's RGB and an all-zero anomaly-map channel, the test-time target.
+        The buffer is kept between batches of one size, so the zero channel is written once."""
+        n = inputs.shape[0]
+        buf = self._target_buffer
+        if buf is None or buf.shape[0] != n or buf.device != inputs.device:
+            buf = torch.zeros((n, 4) + tuple(self.size), device=inputs.device)
+            self._target_buffer = buf
+        buf[:, :3].copy_(inputs[:, 3:6])
+        return buf
 
     # ----------------------------------------------------------------- offline
 
