@@ -140,6 +140,17 @@ def _check_array(x: Any, name: str, ndim: int, shape_doc: str, dtype: str) -> No
         raise ValueError(f"{name} must have shape {shape_doc}, got {tuple(x.shape)}")
 
 
+def _check_images(x: Any, name: str, p: Any) -> tuple[int, tuple[int, int, int, int]]:
+    """A non-empty (N, C, H, W) float32 batch with H, W multiples of the patch -> (p, shape)."""
+    _check_array(x, name, 4, "(N, C, H, W)", "float32")
+    p = _positive_int(p, "p")
+    n, c, h, w = x.shape
+    if n == 0 or c == 0:
+        raise ValueError(f"{name} must have shape (N, C, H, W) with N, C >= 1, got {tuple(x.shape)}")
+    _size((h, w), p)
+    return p, (n, c, h, w)
+
+
 def _on_cuda(*arrays: Any) -> bool:
     flags = {bool(_is_tensor(a) and a.is_cuda) for a in arrays if a is not None}
     if len(flags) > 1:
@@ -193,12 +204,7 @@ def patchify(x: Any, p: int, *, backend: str | None = None) -> Any:
     -------
     (N, L, p*p*C) float32, tokens row-major, each ordered (row, column, channel).
     """
-    _check_array(x, "x", 4, "(N, C, H, W)", "float32")
-    p = _positive_int(p, "p")
-    n, c, h, w = x.shape
-    if n == 0 or c == 0:
-        raise ValueError(f"x must have shape (N, C, H, W) with N, C >= 1, got {tuple(x.shape)}")
-    _size((h, w), p)
+    p, (n, c, h, w) = _check_images(x, "x", p)
     chosen = _resolve_backend(backend, _on_cuda(x))
     if chosen == "cuda":
         import torch
@@ -276,12 +282,7 @@ def gather_patches(x: Any, ids: Any, p: int, *, backend: str | None = None) -> A
     -------
     (N, K, C*p*p) float32
     """
-    _check_array(x, "x", 4, "(N, C, H, W)", "float32")
-    p = _positive_int(p, "p")
-    n, c, h, w = x.shape
-    if n == 0 or c == 0:
-        raise ValueError(f"x must have shape (N, C, H, W) with N, C >= 1, got {tuple(x.shape)}")
-    _size((h, w), p)
+    p, (n, c, h, w) = _check_images(x, "x", p)
     _check_array(ids, "ids", 2, "(N, K)", "int64")
     if ids.shape[0] != n or ids.shape[1] == 0:
         raise ValueError(f"ids must have shape (N, K) = ({n}, K) with K >= 1 for x of batch {n}, "
@@ -327,12 +328,7 @@ def token_weights(g: Any, p: int, *, backend: str | None = None) -> Any:
     -------
     (N, L) float32, rows summing to 1 (uniform where a sample has no motion).
     """
-    _check_array(g, "g", 4, "(N, C, H, W)", "float32")
-    p = _positive_int(p, "p")
-    n, c, h, w = g.shape
-    if n == 0 or c == 0:
-        raise ValueError(f"g must have shape (N, C, H, W) with N, C >= 1, got {tuple(g.shape)}")
-    _size((h, w), p)
+    p, (n, c, h, w) = _check_images(g, "g", p)
     chosen = _resolve_backend(backend, _on_cuda(g))
     if chosen == "cuda":
         import torch
