@@ -21,13 +21,19 @@ model seconds over its total seconds; 100 % = the model is the only cost).
 Uninstrumented end-to-end runs are reported too, but on a shared machine they
 happen at other moments than the instrumented one, so they are not divided.
 
+``--source memory`` times what is left without the file: the clip's uint8
+frames already on the device (a CUDA tensor with ``--device cuda``), then
+``Detector.score_batch`` window by window -- ``prepare`` + model + ``score`` --
+with synchronised timing: the "model + kernels from uint8 frames on the device"
+figure.
+
 Correctness first: FastScorer and the plain model must give the same raw scores
 on the clip (1e-4 relative in float32; with ``--precision bf16``, or ``auto`` on
 hardware with native bf16, the gap is printed instead).
 
 Run: python benchmarks/bench_pipeline.py [--quick] [--preset avenue] [--frames T]
      [--batch N] [--repeats R] [--plain] [--precision auto|fp32|bf16] [--device cpu|cuda]
-     [--json FILE]
+     [--source file|memory] [--json FILE]
 """
 
 from __future__ import annotations
@@ -54,7 +60,6 @@ from sdmae.model import SDMAE
 
 SOURCE = {"avenue": (360, 640), "shanghaitech": (480, 856), "ubnormal": (720, 1280), "ped2": (240, 360),
           "tiny": (96, 144)}
-DEFAULT_BATCH = {"tiny": 32, "avenue": 8, "shanghaitech": 8, "ubnormal": 8, "ped2": 4}
 
 
 class _Timers:
@@ -115,7 +120,7 @@ def instrumented_run(det: Detector, path: Path, device: torch.device) -> tuple[d
         timers.sync()
         start = time.perf_counter()
         decoded = prefetch(_timed_frames(iter_frames(path), timers, "decode"),
-                           depth=det.cfg.score.batch_size + 2 * det._reach())  # as score_video does
+                           depth=det.batch_size + 2 * det._reach())  # as score_video does
         res = det.score_frames(_timed_frames(decoded, timers, "wait"))
         timers.sync()
         total = time.perf_counter() - start
@@ -127,18 +132,70 @@ def instrumented_run(det: Detector, path: Path, device: torch.device) -> tuple[d
     return stages, total, res.raw
 
 
+def memory_windows(t_count: int, batch: int, reach: int):
+    """(lo, hi, centres) per batch: the frame range a batch of centres needs, as score_frames cuts it."""
+    for start in range(0, t_count, batch):
+        centres = np.arange(start, min(start + batch, t_count))
+        lo, hi = max(0, start - reach), min(t_count, centres[-1] + reach + 1)
+        yield lo, hi, centres
+
+
+def score_from_memory(det: Detector, frames: torch.Tensor) -> np.ndarray:
+    """Raw scores of a (T, H, W, 3) uint8 tensor on the detector's device, no decoding."""
+    raw = [det.score_batch(frames[lo:hi], centres - lo, centres)[0]
+           for lo, hi, centres in memory_windows(len(frames), det.batch_size, det._reach())]
+    return np.concatenate(raw)
+
+
+def run_memory(det: Detector, frames: np.ndarray, device: torch.device, repeats: int, args) -> None:
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    on_device = torch.as_tensor(frames).to(device)
+    ref = det.score_frames(frames).raw  # the offline path on the same frames
+    got = score_from_memory(det, on_device)  # also the warm-up
+    rel = float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-12))
+    if rel > 1e-4:
+        raise SystemExit(f"scoring from memory differs from score_frames (relative {rel:.2e})")
+    times = []
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        score_from_memory(det, on_device)
+        sync()
+        times.append(time.perf_counter() - start)
+    med = statistics.median(times)
+    h, w = det.size
+    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"# sdmae kernels + model from uint8 frames in {'GPU' if device.type == 'cuda' else 'host'} memory | "
+          f"{len(frames)} frames {frames.shape[1]}x{frames.shape[2]} -> model {h}x{w} p{det.patch} | batch "
+          f"{det.batch_size} | {det.precision} | device {device} ({dev_name}) | threads "
+          f"{torch.get_num_threads()} | median of {repeats} | {' '.join(sys.argv)}")
+    print("| measure | value |")
+    print("|---|---:|")
+    print(f"| s per pass (min-max) | {med:.3f} ({min(times):.3f}-{max(times):.3f}) |")
+    print(f"| frames/s (prepare + model + score, synchronised) | {len(frames) / med:.1f} |")
+    print(f"| max relative difference to score_frames | {rel:.1e} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(source="memory", frames=len(frames), batch=det.batch_size, times_s=times,
+                           fps=len(frames) / med, precision=det.precision, device=str(device),
+                           threads=torch.get_num_threads(), torch=torch.__version__), f, indent=1)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny preset, a few frames: checks the script runs")
     parser.add_argument("--preset", default="avenue")
     parser.add_argument("--frames", type=int, default=48, help="frames in the synthetic clip")
-    parser.add_argument("--batch", type=int, default=None, help="frames per forward (ScoreConfig.batch_size)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="ScoreConfig.batch_size (on a CPU the Detector caps it at CPU_TOKENS_PER_FORWARD tokens)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--plain", action="store_true", help="use SDMAE itself instead of FastScorer")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                         help="FastScorer precision, as Detector.load (auto: bf16 on native-bf16 hardware)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: physical cores)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--source", default="file", choices=["file", "memory"],
+                        help="file: decode a video file (end to end); memory: uint8 frames already on the device")
     parser.add_argument("--json", help="also write the results as JSON to this file")
     args = parser.parse_args(argv)
 
@@ -150,13 +207,19 @@ def main(argv=None):
     frames_n = 12 if args.quick else args.frames
     repeats = 1 if args.quick else args.repeats
     cfg = get_preset(preset)
-    cfg.score.batch_size = args.batch or DEFAULT_BATCH.get(preset, 8)
+    if args.batch:
+        cfg.score.batch_size = args.batch  # else the preset's, as a user's run (capped on a CPU by the Detector)
     source = SOURCE.get(preset, cfg.model.input_size)
 
     model = SDMAE(cfg.model, generator=torch.Generator().manual_seed(0)).eval()
     precision = "fp32" if args.plain else resolve_precision(args.precision, device)
     scorer = model if args.plain else FastScorer(model, precision=precision)
     det = Detector(scorer, cfg, device)
+
+    if args.source == "memory":
+        frames, _, _ = make_clip(seed=0, num_frames=frames_n, size=source, anomalies=1)
+        run_memory(det, frames, device, repeats, args)
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clip.avi"
@@ -191,7 +254,7 @@ def main(argv=None):
     h, w = cfg.model.input_size
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"# sdmae pipeline | preset {preset} | video {source[0]}x{source[1]} MJPEG, {frames_n} frames -> model "
-          f"{h}x{w} p{cfg.model.patch} | batch {cfg.score.batch_size} | {precision} | "
+          f"{h}x{w} p{cfg.model.patch} | batch {det.batch_size} | {precision} | "
           f"{'SDMAE' if args.plain else 'FastScorer'} | device {device} ({dev_name}) | threads "
           f"{torch.get_num_threads()} | torch {torch.__version__} | median of {repeats} | {' '.join(sys.argv)}")
     print("| measure | value |")
@@ -208,7 +271,7 @@ def main(argv=None):
         print(f"| {k}{where} | {v:.3f} ({100 * v / total_i:.1f}%) |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(preset=preset, frames=frames_n, batch=cfg.score.batch_size, e2e_s=e2e,
+            json.dump(dict(preset=preset, frames=frames_n, batch=det.batch_size, e2e_s=e2e,
                            stages=stages, fps_e2e=fps_e2e, fps_model=fps_model, threads=torch.get_num_threads(),
                            torch=torch.__version__, fast=not args.plain, precision=precision,
                            rel_vs_plain=rel), f, indent=1)

@@ -34,6 +34,13 @@ from .postprocess import CausalSmoother, clean_map, normalize_per_video, smooth_
 from .train import CheckpointError, load_checkpoint, load_model
 
 
+# On a CPU a forward pass runs fastest with a few thousand tokens in the batch:
+# more spill the caches. bench_model.py, bf16, 2 cores: avenue (800 tokens a
+# frame) 72 frames/s at batch 4, 69 at 8, 49 at 16, 47 at 32; tiny (96 tokens)
+# 1150 at 8, 1850 at 32, 2230 at 64. A GPU takes ScoreConfig.batch_size as is.
+CPU_TOKENS_PER_FORWARD = 6400
+
+
 @dataclass
 class VideoScores:
     """Scores of one video.
@@ -162,6 +169,15 @@ class Detector:
             frame = frame + sc.cls_weight * (cls_logit / len(masks)).cpu().numpy()
         return frame, maps
 
+    @property
+    def batch_size(self) -> int:
+        """Frames per forward pass: ``ScoreConfig.batch_size``, capped on a CPU at
+        ``CPU_TOKENS_PER_FORWARD`` tokens (see there)."""
+        batch = self.cfg.score.batch_size
+        if self.device.type == "cpu":
+            batch = min(batch, max(1, CPU_TOKENS_PER_FORWARD // self.cfg.model.num_tokens))
+        return batch
+
     def _target_image(self, inputs: torch.Tensor) -> torch.Tensor:
         """(N, 4, h, w): frame t's RGB and an all-zero anomaly-map channel, the test-time target.
         The buffer is kept between batches of one size, so the zero channel is written once."""
@@ -183,7 +199,7 @@ class Detector:
         video is never held in memory (unless maps are asked for: T x h x w floats).
         """
         raw, maps = [], []
-        for window, centres, keys in _windows(frames, self.cfg.score.batch_size, self._reach()):
+        for window, centres, keys in _windows(frames, self.batch_size, self._reach()):
             f, mp = self.score_batch(window, centres, keys, with_maps)
             raw.append(f)
             if with_maps:
@@ -200,7 +216,7 @@ class Detector:
                     normalize: bool = False) -> VideoScores:
         """Score a video file or frame folder (decoded once, streamed; decoding runs in a
         worker thread, overlapping the model)."""
-        frames = prefetch(iter_frames(source), depth=self.cfg.score.batch_size + 2 * self._reach())
+        frames = prefetch(iter_frames(source), depth=self.batch_size + 2 * self._reach())
         return self.score_frames(frames, with_maps=with_maps, normalize=normalize)
 
     def _reach(self) -> int:

@@ -83,3 +83,18 @@ def test_auto_precision_and_bad_precision(tiny_run):
     assert Detector.load(tiny_run).precision == ("bf16" if native_bf16("cpu") else "fp32")
     with pytest.raises(ValueError, match="precision must be one of"):
         Detector.load(tiny_run, precision="int8")
+
+
+def test_cpu_forward_batch_is_capped_by_tokens(tiny_run):
+    from sdmae.config import get_preset
+    from sdmae.detector import CPU_TOKENS_PER_FORWARD
+    from sdmae.model import SDMAE
+
+    for preset in ("tiny", "avenue", "ped2"):
+        cfg = get_preset(preset)
+        det = Detector(SDMAE(cfg.model), cfg)
+        assert det.batch_size == min(cfg.score.batch_size, max(1, CPU_TOKENS_PER_FORWARD // cfg.model.num_tokens))
+    cfg = get_preset("avenue")
+    assert Detector(SDMAE(cfg.model), cfg).batch_size == 8
+    cfg.score.batch_size = 3
+    assert Detector(SDMAE(cfg.model), cfg).batch_size == 3
