@@ -98,3 +98,25 @@ def test_cpu_forward_batch_is_capped_by_tokens(tiny_run):
     assert Detector(SDMAE(cfg.model), cfg).batch_size == 8
     cfg.score.batch_size = 3
     assert Detector(SDMAE(cfg.model), cfg).batch_size == 3
+
+
+needs_cuda = pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@needs_cuda
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_cuda_scores_match_cpu(tiny_run, detector, clip, precision):
+    import torch
+
+    ref = detector.score_frames(clip).raw  # CPU, float32
+    gpu = Detector.load(tiny_run, device="cuda", precision=precision)
+    assert gpu.precision == precision and gpu.batch_size == gpu.cfg.score.batch_size  # no CPU cap
+    got = gpu.score_frames(clip).raw
+    rtol = 5e-3 if precision == "fp32" else 2e-2  # TF32 convolutions / bf16 on the GPU
+    np.testing.assert_allclose(got, ref, rtol=rtol)
+    # from uint8 frames already on the GPU: CUDA prepare and score kernels
+    frames = torch.as_tensor(clip).cuda()
+    centres = np.arange(len(clip))
+    raw, maps = gpu.score_batch(frames, centres, centres, with_maps=True)
+    np.testing.assert_allclose(raw, got, rtol=rtol)
+    assert maps.shape == (len(clip),) + gpu.size
