@@ -209,7 +209,9 @@ def test_prepare_writes_into_out(rng):
 @pytest.mark.parametrize("kind", LAYOUTS)
 @pytest.mark.parametrize("n,size,p,c,with_maps,has_student", [
     (1, (8, 8), 4, 4, True, True), (3, (16, 24), 8, 4, True, True), (2, (16, 32), 16, 1, True, True),
-    (2, (12, 12), 2, 4, False, True), (2, (8, 12), 4, 4, True, False)])
+    (2, (12, 12), 2, 4, False, True), (2, (8, 12), 4, 4, True, False),
+    # maps: the four-pixels-at-a-time path needs c == 4 and p % 4 == 0; these take the general one
+    (2, (12, 12), 2, 4, True, True), (2, (12, 16), 4, 3, True, True), (1, (6, 9), 3, 4, True, True)])
 def test_score_matches_twin(rng, backend, kind, n, size, p, c, with_maps, has_student):
     l, d = (size[0] // p) * (size[1] // p), p * p * c
     target, teacher, student = (rng.standard_normal((n, l, d), dtype=np.float32) for _ in range(3))
