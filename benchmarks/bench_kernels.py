@@ -118,6 +118,8 @@ def bench_case(name, shape, batch, repeats, twin_repeats, rng, cuda):
     check_close(kernels.gather_patches(prepared.inputs, ids, p, backend="cpp"), gathered, "gather_patches")
     gather_bytes = 8 * n * k * c * p * p + 8 * n * k  # read + write each patch float, read the ids
 
+    target_image = np.concatenate([prepared.inputs[:, 3:6], np.zeros_like(prepared.inputs[:, :1])], axis=1)
+    check_close(kernels.patchify(target_image, p, backend="cpp"), reference.patchify(target_image, p), "patchify")
     out = reference.Prepared(np.empty_like(prepared.inputs), np.empty_like(prepared.gradients),
                              np.empty_like(prepared.weights))
     ops = {
@@ -130,6 +132,10 @@ def bench_case(name, shape, batch, repeats, twin_repeats, rng, cuda):
         "patchify": (8 * prepared.inputs.size,
                      lambda: reference.patchify(prepared.inputs, p),
                      lambda: kernels.patchify(prepared.inputs, p, backend="cpp")),
+        # what the Detector patchifies every batch: frame t's RGB + a zero map channel
+        "patchify, 4-ch target": (8 * target_image.size,
+                                  lambda: reference.patchify(target_image, p),
+                                  lambda: kernels.patchify(target_image, p, backend="cpp")),
         "gather_patches": (gather_bytes,
                            lambda: reference.gather_patches(prepared.inputs, ids, p),
                            lambda: kernels.gather_patches(prepared.inputs, ids, p, backend="cpp")),

@@ -57,7 +57,9 @@ def test_cuda_module_without_gpu_raises_clearly():
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind", LAYOUTS)
 @pytest.mark.parametrize("shape,p", [((1, 1, 4, 4), 4), ((3, 5, 12, 20), 4), ((2, 9, 16, 48), 16),
-                                     ((1, 4, 8, 24), 8), ((2, 3, 3, 5), 1)])
+                                     ((1, 4, 8, 24), 8), ((2, 3, 3, 5), 1),
+                                     # c == 4: four pixels at a time when p % 4 == 0, else the general loop
+                                     ((3, 4, 32, 48), 16), ((2, 4, 12, 8), 4), ((2, 4, 6, 4), 2)])
 def test_patchify_matches_twin(rng, backend, kind, shape, p):
     x = rng.standard_normal(shape, dtype=np.float32)
     tokens = kernels.patchify(on(backend, layout(x, kind)), p, backend=backend)
