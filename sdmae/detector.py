@@ -84,6 +84,7 @@ class Detector:
         self.patch = p
         self.precision = getattr(model, "precision", "fp32")  # a plain SDMAE runs in float32
         self._target_buffer: torch.Tensor | None = None  # see _target_image
+        self._pinned: torch.Tensor | None = None  # see _upload
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike, device: str = "cpu", precision: str = "auto") -> "Detector":
@@ -117,6 +118,8 @@ class Detector:
         returns : (N,) float64 scores, (N, h, w) float32 maps or None
         """
         sc, m = self.cfg.score, self.cfg.model
+        if self.device.type == "cuda":
+            frames = self._upload(frames)  # prepare on the GPU (CUDA kernel) from uint8 frames
         prep = kernels.prepare(frames, centres, self.size, self.patch, self.cfg.train.frame_offset,
                                self.cfg.train.grad_step)
         inputs = torch.as_tensor(prep.inputs, device=self.device)
@@ -168,6 +171,23 @@ class Detector:
         if cls_logit is not None and sc.cls_weight > 0:
             frame = frame + sc.cls_weight * (cls_logit / len(masks)).cpu().numpy()
         return frame, maps
+
+    def _upload(self, frames: Any) -> torch.Tensor:
+        """uint8 frames -> the GPU, through a reused pinned buffer (asynchronous copy).
+
+        uint8 frames are 12x smaller than the 9-channel float inputs prepare makes
+        of them, so a GPU detector copies frames and prepares there. The buffer is
+        overwritten only by the next batch, after this one's scores were read back
+        (a synchronisation), so the copy has finished by then."""
+        if torch.is_tensor(frames) and frames.is_cuda:
+            return frames
+        host = torch.as_tensor(np.ascontiguousarray(frames))
+        pinned = self._pinned
+        if pinned is None or pinned.numel() < host.numel():
+            pinned = self._pinned = torch.empty(host.numel(), dtype=torch.uint8).pin_memory()
+        staged = pinned[:host.numel()].view(host.shape)
+        staged.copy_(host)
+        return staged.to(self.device, non_blocking=True)
 
     @property
     def batch_size(self) -> int:
