@@ -11,7 +11,7 @@ Checks first: losses are finite, and stage 2 leaves every teacher parameter
 and BatchNorm statistic unchanged.
 
 Run: python benchmarks/bench_train.py [--quick] [--presets tiny,avenue] [--batch N]
-     [--steps S] [--device cpu|cuda] [--json FILE]
+     [--steps S] [--device cpu|cuda] [--bf16] [--json FILE]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def make_batch(cfg, batch, device, g):
     return x, patchify(target, m.patch), weights
 
 
-def bench_stage(cfg, model, stage, batch, steps, warmup, device):
+def bench_stage(cfg, model, stage, batch, steps, warmup, device, dtype=None):
     g = torch.Generator().manual_seed(1)
     x, target, weights = make_batch(cfg, batch, device, g)
     idx = torch.arange(batch)
@@ -57,11 +57,12 @@ def bench_stage(cfg, model, stage, batch, steps, warmup, device):
 
     def step(epoch):
         ids_keep, ids_restore, _ = sample_masks(cfg, idx, stage_index, epoch, device)
-        out = model(x, ids_keep, ids_restore, student=stage == "student")
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            out = model(x, ids_keep, ids_restore, student=stage == "student")
         if stage == "student":
-            loss = weighted_loss(out.student, out.teacher.detach(), weights)
+            loss = weighted_loss(out.student.float(), out.teacher.detach().float(), weights)
         else:
-            loss = weighted_loss(out.teacher, target, weights)
+            loss = weighted_loss(out.teacher.float(), target, weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -96,6 +97,8 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: physical cores)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--bf16", action="store_true",
+                        help="forward under bf16 autocast (sdmae train itself trains in float32)")
     parser.add_argument("--json", help="also write the rows as JSON to this file")
     args = parser.parse_args(argv)
 
@@ -107,7 +110,7 @@ def main(argv=None):
     steps, warmup = (1, 1) if args.quick else (args.steps, args.warmup)
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"# sdmae training | device {device} ({dev_name}) | torch {torch.__version__} | threads "
-          f"{torch.get_num_threads()} | float32 | AdamW | median of {steps} steps after {warmup} warm-up | "
+          f"{torch.get_num_threads()} | {'bf16 autocast' if args.bf16 else 'float32'} | AdamW | median of {steps} steps after {warmup} warm-up | "
           f"{' '.join(sys.argv)}")
     print("| preset | input | batch | stage | ms/step median (min-max) | frames/s |")
     print("|---|---|---:|---|---:|---:|")
@@ -117,7 +120,7 @@ def main(argv=None):
         batch = 2 if args.quick else (args.batch or DEFAULT_BATCH.get(name, 8))
         model = build_model(cfg).to(device)
         for stage in ("teacher", "student"):
-            r = bench_stage(cfg, model, stage, batch, steps, warmup, device)
+            r = bench_stage(cfg, model, stage, batch, steps, warmup, device, torch.bfloat16 if args.bf16 else None)
             r.update(preset=name)
             rows.append(r)
             h, w = cfg.model.input_size
