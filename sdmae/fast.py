@@ -118,7 +118,7 @@ class _FoldedProjection(nn.Module):
             bias = bn.bias - bn.running_mean * scale  # (3D,)
             self.convs = nn.ModuleList()
             for j in range(3):  # output channel 3d + j is the j-th (q, k, v) of channel d
-                c = nn.Conv2d(D, D, 3, padding=1, groups=D, bias=True)
+                c = nn.Conv2d(D, D, 3, padding=1, groups=D, bias=True, dtype=weight.dtype, device=weight.device)
                 c.weight.copy_(weight[j::3])
                 c.bias.copy_(bias[j::3])
                 self.convs.append(c)
@@ -235,7 +235,7 @@ class FastScorer(nn.Module):
         """x: (N, C, h, w), ids_keep: (N, Lv) -> embedded visible tokens (N, Lv, enc_dim)."""
         N, C, H, W = x.shape
         p = self._p
-        if x.device.type == "cpu":
+        if x.device.type == "cpu" and x.dtype == torch.float32:
             # the fused copy: ~8x faster than advanced indexing at avenue size (bench_kernels.py)
             patches = kernels.gather_patches(x.contiguous(), ids_keep, p)  # (N, Lv, C*p*p)
         else:  # on a GPU indexing is cheap, and the kernel's id check would synchronise the stream

@@ -123,3 +123,15 @@ def test_resolve_precision():
         resolve_precision("half")
     with pytest.raises(ValueError, match="precision"):
         FastScorer(_trained_like("scatter", False), precision="float32")
+
+
+def test_float64_input_takes_the_indexing_path():
+    model = _trained_like("scatter", False).double()
+    cfg = model.cfg
+    x = torch.rand(2, cfg.in_chans, *cfg.input_size, dtype=torch.float64) * 2 - 1
+    ids_keep, ids_restore, _ = seeded_masks([0, 1], cfg.num_tokens, cfg.mask_ratio)
+    with torch.no_grad():
+        ref = model(x, ids_keep, ids_restore)
+    out = FastScorer(model)(x, ids_keep, ids_restore)
+    assert out.teacher.dtype == torch.float64
+    assert (out.teacher - ref.teacher).abs().max() <= 1e-8 * ref.teacher.abs().max()
