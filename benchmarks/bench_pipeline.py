@@ -21,6 +21,9 @@ model seconds over its total seconds; 100 % = the model is the only cost).
 Uninstrumented end-to-end runs are reported too, but on a shared machine they
 happen at other moments than the instrumented one, so they are not divided.
 
+``--source streams`` pushes ``--streams`` live cameras a frame at a time through
+``StreamScorer.push_many`` (their frames share forward passes).
+
 ``--source memory`` times what is left without the file: the clip's uint8
 frames already on the device (a CUDA tensor with ``--device cuda``), then
 ``Detector.score_batch`` window by window -- ``prepare`` + model + ``score`` --
@@ -33,7 +36,7 @@ hardware with native bf16, the gap is printed instead).
 
 Run: python benchmarks/bench_pipeline.py [--quick] [--preset avenue] [--frames T]
      [--batch N] [--repeats R] [--plain] [--precision auto|fp32|bf16] [--device cpu|cuda]
-     [--source file|memory] [--json FILE]
+     [--source file|memory|streams] [--streams K] [--json FILE]
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ import sdmae.detector as detector_mod
 from sdmae import kernels
 from sdmae.config import get_preset
 from sdmae.data import iter_frames, make_clip, prefetch, write_video
-from sdmae.detector import Detector
+from sdmae.detector import Detector, StreamScorer
 from sdmae.fast import FastScorer, physical_cores, resolve_precision
 from sdmae.model import SDMAE
 
@@ -181,6 +184,44 @@ def run_memory(det: Detector, frames: np.ndarray, device: torch.device, repeats:
                            threads=torch.get_num_threads(), torch=torch.__version__), f, indent=1)
 
 
+def run_streams(det: Detector, frames: np.ndarray, streams: int, repeats: int, args) -> None:
+    """``streams`` live cameras (the clip, each from another start) pushed a frame at a
+    time through StreamScorer.push_many: frames/s over all cameras, streaming latency
+    included (a frame is scored once frame t + offset has arrived)."""
+    views = [np.roll(frames, 7 * k, axis=0) for k in range(streams)]
+
+    def run():
+        scorer = StreamScorer(det)
+        n = 0
+        for t in range(len(frames)):
+            n += len(scorer.push_many({k: views[k][t] for k in range(streams)}))
+        for k in range(streams):
+            n += len(scorer.close(k))
+        return n
+
+    if run() != streams * len(frames):  # also the warm-up
+        raise SystemExit("StreamScorer did not score every frame of every stream")
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    med = statistics.median(times)
+    h, w = det.size
+    print(f"# sdmae live streams | {streams} streams x {len(frames)} frames {frames.shape[1]}x{frames.shape[2]} -> "
+          f"model {h}x{w} p{det.patch} | forward batch up to {det.batch_size} | {det.precision} | device "
+          f"{det.device} | threads {torch.get_num_threads()} | median of {repeats} | {' '.join(sys.argv)}")
+    print("| measure | value |")
+    print("|---|---:|")
+    print(f"| s per pass (min-max) | {med:.3f} ({min(times):.3f}-{max(times):.3f}) |")
+    print(f"| frames/s, all streams (prepare + model + score) | {streams * len(frames) / med:.1f} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(source="streams", streams=streams, frames=len(frames), times_s=times,
+                           fps=streams * len(frames) / med, precision=det.precision, device=str(det.device),
+                           threads=torch.get_num_threads(), torch=torch.__version__), f, indent=1)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny preset, a few frames: checks the script runs")
@@ -194,8 +235,10 @@ def main(argv=None):
                         help="FastScorer precision, as Detector.load (auto: bf16 on native-bf16 hardware)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: physical cores)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--source", default="file", choices=["file", "memory"],
-                        help="file: decode a video file (end to end); memory: uint8 frames already on the device")
+    parser.add_argument("--source", default="file", choices=["file", "memory", "streams"],
+                        help="file: decode a video file (end to end); memory: uint8 frames already on the device; "
+                        "streams: --streams live cameras through StreamScorer.push_many")
+    parser.add_argument("--streams", type=int, default=8, help="cameras for --source streams")
     parser.add_argument("--json", help="also write the results as JSON to this file")
     args = parser.parse_args(argv)
 
@@ -216,9 +259,12 @@ def main(argv=None):
     scorer = model if args.plain else FastScorer(model, precision=precision)
     det = Detector(scorer, cfg, device)
 
-    if args.source == "memory":
+    if args.source in ("memory", "streams"):
         frames, _, _ = make_clip(seed=0, num_frames=frames_n, size=source, anomalies=1)
-        run_memory(det, frames, device, repeats, args)
+        if args.source == "memory":
+            run_memory(det, frames, device, repeats, args)
+        else:
+            run_streams(det, frames, args.streams, repeats, args)
         return
 
     with tempfile.TemporaryDirectory() as tmp:

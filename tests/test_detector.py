@@ -54,6 +54,28 @@ def test_several_streams_batched_through_one_model(detector, clip):
     np.testing.assert_allclose(got["b"], detector.score_frames(clip[::-1]).raw, rtol=1e-5)
 
 
+def test_push_many_shares_forward_passes(detector, clip):
+    import torch
+
+    sizes, inner = [], detector.model
+
+    class Counting(torch.nn.Module):
+        def forward(self, x, *args, **kw):
+            sizes.append(x.shape[0])
+            return inner(x, *args, **kw)
+
+    detector.model = Counting()
+    try:
+        scorer = StreamScorer(detector)
+        got = [scorer.push_many({"a": clip[t], "b": clip[t], "c": clip[t]}) for t in range(10)]
+    finally:
+        detector.model = inner
+    # once frame t+3 has arrived, frame t of all three streams goes through one pass
+    assert sizes and all(size % 3 == 0 for size in sizes) and max(sizes) >= 3
+    flat = [item for batch in got for item in batch]
+    assert [sid for sid, _ in flat[:3]] == ["a", "b", "c"]
+
+
 def test_maps_have_the_model_size(detector, clip):
     s = detector.score_frames(clip[:5], with_maps=True)
     assert s.maps.shape == (5,) + detector.size
