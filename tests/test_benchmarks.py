@@ -11,14 +11,16 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 SCRIPTS = ["bench_kernels.py", "bench_model.py", "bench_pipeline.py", "bench_train.py"]
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_benchmark_quick(script):
+@pytest.mark.parametrize("script,extra", [(s, []) for s in SCRIPTS] + [
+    ("bench_pipeline.py", ["--source", "memory"]), ("bench_pipeline.py", ["--source", "streams", "--streams", "3"]),
+    ("bench_train.py", ["--bf16"])])
+def test_benchmark_quick(script, extra):
     path = BENCH / script
     if not path.is_file():
         pytest.skip(f"{script} not in this checkout")
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
-    proc = subprocess.run([sys.executable, str(path), "--quick"], capture_output=True, text=True, timeout=300,
-                          env=env)
+    proc = subprocess.run([sys.executable, str(path), "--quick", *extra], capture_output=True, text=True,
+                          timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     assert any(line.startswith("|---") for line in lines), proc.stdout  # a Markdown table
