@@ -29,11 +29,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import os
-import secrets
-import shutil
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +38,7 @@ from typing import Sequence
 
 import numpy as np
 
-from sdmae.data.video import write_frames, write_video
+from sdmae.data.layouts import LAYOUT_WRITERS, LabelledClip, up_to_date, write_dataset
 
 __all__ = ["ANOMALY_KINDS", "DEFAULT_SIZE", "make_background", "make_clip", "make_dataset"]
 
@@ -391,17 +388,6 @@ def _visible_span(actor: _Actor, H, W) -> tuple[int, int]:
 # --------------------------------------------------------------------------- clips
 
 
-@dataclass
-class _Clip:
-    frames: np.ndarray  # (T, H, W, 3) uint8
-    ids: np.ndarray  # (T, H, W) uint8: anomaly id per pixel, 0 = normal
-    events: list  # dicts: kind, id, start, end (visible frames, inclusive)
-
-    @property
-    def labels(self) -> np.ndarray:
-        return (self.ids.reshape(len(self.ids), -1) > 0).any(axis=1).astype(np.uint8)
-
-
 def _place(actors: list[_Actor], starts: list[int | None], T, H, W) -> list[_Actor]:
     """Shift anomaly actors in time; those without a start are spread evenly."""
     spans = [_visible_span(a, H, W) for a in actors]
@@ -443,7 +429,7 @@ def _kind_queue(first: int, rounds: int = 4) -> deque:
     return deque(ANOMALY_KINDS[(first + i) % len(ANOMALY_KINDS)] for i in range(rounds * len(ANOMALY_KINDS)))
 
 
-def _render_clip(seed, num_frames, size, anomalies, scene=0, noise=1.0, pending=None) -> _Clip:
+def _render_clip(seed, num_frames, size, anomalies, scene=0, noise=1.0, pending=None) -> LabelledClip:
     T, (H, W) = int(num_frames), (int(size[0]), int(size[1]))
     if T < 1 or H < 16 or W < 16:
         raise ValueError(f"need num_frames >= 1 and size >= 16x16, got {T} frames of {H}x{W}")
@@ -488,7 +474,7 @@ def _render_clip(seed, num_frames, size, anomalies, scene=0, noise=1.0, pending=
             vis = np.nonzero((ids == a.oid).reshape(T, -1).any(axis=1))[0]
             if len(vis):
                 events.append({"kind": a.tag, "id": a.oid, "start": int(vis[0]), "end": int(vis[-1])})
-    return _Clip(frames, ids, events)
+    return LabelledClip(frames, ids, events)
 
 
 def make_clip(
@@ -533,112 +519,6 @@ def make_clip(
 
 
 # --------------------------------------------------------------------------- datasets
-
-
-def _gray(frames: np.ndarray) -> np.ndarray:
-    g = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    return np.clip(g + 0.5, 0, 255).astype(np.uint8)
-
-
-def _ranges_1based(labels: np.ndarray) -> list[str]:
-    d = np.diff(np.concatenate([[0], labels.astype(np.int8), [0]]))
-    starts, ends = np.nonzero(d == 1)[0] + 1, np.nonzero(d == -1)[0]
-    return [f"{a}:{b}" for a, b in zip(starts, ends)]
-
-
-def _write_avenue(tmp, clips, fps):
-    from scipy.io import savemat
-
-    (tmp / "training_videos").mkdir()
-    (tmp / "testing_videos").mkdir()
-    gt = tmp / "ground_truth_demo" / "testing_label_mask"
-    gt.mkdir(parents=True)
-    for i, c in enumerate(clips["train"]):
-        write_video(tmp / "training_videos" / f"{i + 1:02d}.avi", c.frames, fps)
-    for i, c in enumerate(clips["test"]):
-        write_video(tmp / "testing_videos" / f"{i + 1:02d}.avi", c.frames, fps)
-        cell = np.empty((1, len(c.ids)), object)  # MATLAB 1xN cell of HxW masks
-        for t, m in enumerate(c.ids):
-            cell[0, t] = (m > 0).astype(np.uint8)
-        savemat(gt / f"{i + 1}_label.mat", {"volLabel": cell}, do_compression=True)
-
-
-def _write_shanghaitech(tmp, clips, fps):
-    (tmp / "training" / "videos").mkdir(parents=True)
-    for d in ("frames", "test_frame_mask", "test_pixel_mask"):
-        (tmp / "testing" / d).mkdir(parents=True)
-    for i, c in enumerate(clips["train"]):
-        write_video(tmp / "training" / "videos" / f"01_{i + 1:03d}.avi", c.frames, fps)
-    for i, c in enumerate(clips["test"]):
-        name = f"01_{i + 1:04d}"
-        write_frames(tmp / "testing" / "frames" / name, c.frames, "{:03d}.jpg")
-        np.save(tmp / "testing" / "test_frame_mask" / f"{name}.npy", c.labels.astype(np.int64))
-        np.save(tmp / "testing" / "test_pixel_mask" / f"{name}.npy", (c.ids > 0).astype(np.uint8))
-
-
-def _write_ucsd(tmp, clips, which):
-    base = tmp / f"UCSD{which}"
-    lines = ["TestVideoFile = {};"]
-    for i, c in enumerate(clips["train"]):
-        write_frames(base / "Train" / f"Train{i + 1:03d}", _gray(c.frames), "{:03d}.tif", start=1)
-    for i, c in enumerate(clips["test"]):
-        write_frames(base / "Test" / f"Test{i + 1:03d}", _gray(c.frames), "{:03d}.tif", start=1)
-        write_frames(base / "Test" / f"Test{i + 1:03d}_gt", (c.ids > 0).astype(np.uint8) * 255, "{:03d}.bmp", start=1)
-        lines.append(f"TestVideoFile{{end+1}}.gt_frame = [{', '.join(_ranges_1based(c.labels))}];")
-    (base / "Test" / f"UCSD{which}.m").write_text("\n".join(lines) + "\n")
-
-
-def _write_ubnormal(tmp, clips, fps):
-    scene = tmp / "Scene1"
-    scene.mkdir()
-    scripts = tmp / "scripts"
-    scripts.mkdir()
-    names = {"train": [], "validation": [], "test": []}
-    for i, c in enumerate(clips["train"]):
-        name = f"normal_scene_1_scenario_{i + 1}"
-        write_video(scene / f"{name}.mp4", c.frames, fps)
-        names["train"].append(name)
-    abnormal = [("test", c) for c in clips["test"]] + [("validation", c) for c in clips["validation"]]
-    for i, (split, c) in enumerate(abnormal):
-        name = f"abnormal_scene_1_scenario_{i + 1}"
-        write_video(scene / f"{name}.mp4", c.frames, fps)
-        ann = scene / f"{name}_annotations"
-        ann.mkdir()
-        (ann / f"{name}_tracks.txt").write_text("".join(f"{e['id']},{e['start']},{e['end']}\n" for e in c.events))
-        write_frames(ann / f"{name}_gt", c.ids, "{:04d}_gt.png")
-        names[split].append(name)
-    files = {
-        "normal_training_video_names.txt": names["train"],
-        "abnormal_train_video_names.txt": [],
-        "abnormal_validation_video_names.txt": names["validation"],
-        "normal_validation_video_names.txt": [],
-        "abnormal_test_video_names.txt": names["test"],
-        "normal_test_video_names.txt": [],
-    }
-    for fname, lst in files.items():
-        (scripts / fname).write_text("".join(n + "\n" for n in lst))
-
-
-def _write_folder(tmp, clips, fps):
-    for d in ("train", "test", "masks"):
-        (tmp / d).mkdir()
-    for i, c in enumerate(clips["train"]):
-        write_video(tmp / "train" / f"cam_{i + 1:02d}.mp4", c.frames, fps)
-    for i, c in enumerate(clips["test"]):
-        name = f"cam_{i + 1:02d}"
-        write_video(tmp / "test" / f"{name}.avi", c.frames, fps)
-        np.save(tmp / "test" / f"{name}.npy", c.labels)
-        np.save(tmp / "masks" / f"{name}.npy", c.ids > 0)
-
-
-_WRITERS = {
-    "avenue": _write_avenue,
-    "shanghaitech": _write_shanghaitech,
-    "ped2": lambda tmp, clips, fps: _write_ucsd(tmp, clips, "ped2"),
-    "ped1": lambda tmp, clips, fps: _write_ucsd(tmp, clips, "ped1"),
-    "ubnormal": _write_ubnormal,
-    "folder": _write_folder,
-}
 
 
 def make_dataset(
@@ -691,21 +571,16 @@ def make_dataset(
     -------
     root : Path
     """
-    if layout not in _WRITERS:
-        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(_WRITERS)}")
+    if layout not in LAYOUT_WRITERS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUT_WRITERS)}")
     root = Path(root)
     params = {
         "layout": layout, "seed": int(seed), "num_train": int(num_train), "num_test": int(num_test),
         "num_frames": int(num_frames), "size": [int(size[0]), int(size[1])], "fps": float(fps),
         "noise": float(noise), "version": 1,
     }
-    marker = root / _MARKER
-    ours = marker.is_file()
-    if root.exists() and any(root.iterdir()):
-        if not ours:
-            raise FileExistsError(f"{root} is not empty and was not written by make_dataset")
-        if not overwrite and json.loads(marker.read_text()) == params:
-            return root
+    if not overwrite and up_to_date(root, params, _MARKER, "make_dataset"):
+        return root
     counts = {"train": num_train, "test": num_test, "validation": 1 if layout == "ubnormal" else 0}
     pending = _kind_queue(int(seed) % len(ANOMALY_KINDS), rounds=2 + num_test)  # kinds rotate over videos
     clips = {}
@@ -715,16 +590,5 @@ def make_dataset(
             _render_clip([int(seed), code, i], num_frames, size, anomalies, seed, noise, pending)
             for i in range(n)
         ]
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.with_name(f".{root.name}.{secrets.token_hex(4)}.tmp")
-    tmp.mkdir()
-    try:
-        _WRITERS[layout](tmp, clips, fps)
-        (tmp / _MARKER).write_text(json.dumps(params, indent=1))
-        if root.exists():
-            shutil.rmtree(root) if ours else root.rmdir()
-        os.replace(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    write_dataset(root, layout, clips, fps, params, _MARKER, "make_dataset")
     return root
