@@ -27,8 +27,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-TOKEN_MIXERS = ("scatter", "linear")
+TOKEN_MIXERS = ("scatter", "shuffled", "linear")
 FRAME_REDUCES = ("weighted_mean", "max")
+OBJECT_STYLES = ("grey", "colour")
+ANOMALY_GRADIENTS = ("floor", "add")
+STUDENT_LOSSES = ("masked", "weighted")
+MAP_TARGETS = ("signed", "unit")
 
 
 @dataclass
@@ -61,6 +65,10 @@ class ModelConfig:
     # decoder's identical mask tokens a position of their own.
     pos_embed: bool = True
     cls_head: bool = False  # the paper's classification head on a [CLS] token
+    # Target of the anomaly-map channel: "signed" is -1 for normal pixels and +1 for
+    # pasted ones, the range of the RGB targets (the authors'); "unit" is 0 / 1,
+    # which gives the channel a quarter of the weight in loss and score.
+    map_target: str = "signed"
 
     def __post_init__(self):
         self.input_size = tuple(self.input_size)  # lists from JSON
@@ -78,6 +86,8 @@ class ModelConfig:
         if not 0 <= self.student_branch <= self.dec_depth:
             raise ValueError(f"student_branch must be in [0, dec_depth={self.dec_depth}], "
                              f"got {self.student_branch}")
+        if self.map_target not in MAP_TARGETS:
+            raise ValueError(f"map_target must be one of {MAP_TARGETS}, got {self.map_target!r}")
         if self.token_mixer not in TOKEN_MIXERS:
             raise ValueError(f"token_mixer must be one of {TOKEN_MIXERS}, got {self.token_mixer!r}")
         if self.token_mixer == "linear" and not self.pos_embed:
@@ -85,6 +95,11 @@ class ModelConfig:
                              "nothing else would tell a token where it is")
         if self.pos_embed and (self.enc_dim % 4 or self.dec_dim % 4):
             raise ValueError("pos_embed needs enc_dim and dec_dim divisible by 4 (2D sin-cos)")
+
+    @property
+    def map_normal(self) -> float:
+        """Anomaly-map target where nothing is pasted, hence everywhere at test time."""
+        return -1.0 if self.map_target == "signed" else 0.0
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -115,17 +130,50 @@ class TrainConfig:
     grad_step: int = 1  # motion gradient uses t - grad_step, t + grad_step
     seed: int = 0  # seeds weights init, masks, data order and anomaly pasting
     num_workers: int = 0  # DataLoader workers (0: load in the main process)
+    # How pasted objects look: "grey" (greyscale, blurred by object_blur px and at
+    # most object_max_area of the frame: the authors' augmentation, so the model
+    # cannot take unusual colour for the sign of an anomaly) or "colour" (as cut).
+    object_style: str = "grey"
+    object_blur: float = 1.0
+    object_max_area: float = 0.024  # the authors' ~5000 px at 320x640
+    # How a pasted object enters the motion weights: "floor" sets the gradient under
+    # it to max(128, the frame's largest gradient) (the authors'), "add" adds 255 * mask.
+    anomaly_gradient: str = "floor"
+    # Stage 2 loss: "masked" is the plain MSE over the masked tokens (the authors'),
+    # "weighted" the motion-weighted MSE over all tokens, like the teacher's.
+    student_loss: str = "masked"
+    adam_betas: tuple[float, float] = (0.9, 0.95)  # the authors' (MAE's) AdamW betas
+    # Speed pseudo-anomalies (not in the paper): with this probability a teacher
+    # sample is played faster, every s-th frame (s from speed_factors) around t;
+    # the anomaly-map target is what moves in frame t.
+    speed_probability: float = 0.0
+    speed_factors: tuple[int, ...] = (2, 3, 4)
     # BCE on the [CLS] logit (only when model.cls_head). BCE starts near 0.69,
     # the weighted reconstruction loss near 0.05-0.3, so 0.1 keeps
     # reconstruction the main task.
     cls_loss_weight: float = 0.1
 
     def __post_init__(self):
+        self.adam_betas = tuple(self.adam_betas)  # lists from JSON
+        self.speed_factors = tuple(int(f) for f in self.speed_factors)
+        if not 0.0 <= self.speed_probability <= 1.0:
+            raise ValueError(f"speed_probability must be in [0, 1], got {self.speed_probability}")
+        if not self.speed_factors or min(self.speed_factors) < 2:
+            raise ValueError(f"speed_factors must be integers >= 2, got {self.speed_factors!r}")
+        for name, value, allowed in (("object_style", self.object_style, OBJECT_STYLES),
+                                     ("anomaly_gradient", self.anomaly_gradient, ANOMALY_GRADIENTS),
+                                     ("student_loss", self.student_loss, STUDENT_LOSSES)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
+            raise ValueError(f"adam_betas must be two numbers in [0, 1), got {self.adam_betas!r}")
+        if not 0 < self.object_max_area <= 1:
+            raise ValueError(f"object_max_area must be in (0, 1], got {self.object_max_area}")
         for name in ("batch_size", "frame_offset", "grad_step"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("epochs", "student_epochs", "num_workers", "warmup_epochs",
-                     "weight_decay", "cls_loss_weight"):
+                     "weight_decay", "cls_loss_weight", "object_blur"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not self.lr > 0:

@@ -218,12 +218,13 @@ class Detector:
         return batch
 
     def _target_image(self, inputs: torch.Tensor) -> torch.Tensor:
-        """(N, 4, h, w): frame t's RGB and an all-zero anomaly-map channel, the test-time target.
-        The buffer is kept between batches of one size, so the zero channel is written once."""
+        """(N, 4, h, w): frame t's RGB and the anomaly-map channel's "normal" value, the
+        test-time target. The buffer is kept between batches of one size, so the map
+        channel is written once."""
         n = inputs.shape[0]
         buf = self._target_buffer
         if buf is None or buf.shape[0] != n or buf.device != inputs.device:
-            buf = torch.zeros((n, 4) + tuple(self.size), device=inputs.device)
+            buf = torch.full((n, 4) + tuple(self.size), self.cfg.model.map_normal, device=inputs.device)
             self._target_buffer = buf
         buf[:, :3].copy_(inputs[:, 3:6])
         return buf

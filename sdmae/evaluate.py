@@ -13,7 +13,6 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 
 from . import distributed as dist
 from .data import VideoRecord, load_dataset

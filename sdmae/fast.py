@@ -13,11 +13,6 @@ how the numbers are computed, never which numbers:
 * **q, k, v without the interleave.** The model's grouped conv writes q, k, v
   interleaved per channel and permutes them apart (a copy of (N, Lx, 3D));
   here three depth-wise convs write them apart, straight into their Linears.
-* **Patch embedding of the visible tokens only.** The encoder keeps half the
-  tokens; the model embeds the whole grid and gathers after. Embedding is a
-  per-token linear map (kernel = stride = p) and LayerNorm is per-token, so
-  gathering the patches first (``kernels.gather_patches``) and embedding them
-  with one matmul gives the same tokens for half the FLOPs.
 * **Shared decoder prefix once** (as the model already does), teacher and
   student branches after it, everything under ``torch.inference_mode``.
 
@@ -41,8 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import kernels
-from .model import SDMAE, Attention, Block, ModelOutput, resolve_masks
+from .model import SDMAE, Attention, Block, ModelOutput, resolve_masks, tokens_to_grid
 
 __all__ = ["FastScorer", "PRECISIONS", "native_bf16", "optimize_for_inference", "physical_cores",
            "resolve_precision"]
@@ -110,7 +104,7 @@ class _FoldedProjection(nn.Module):
         super().__init__()
         cp = attn.conv_proj
         conv, bn = cp.conv, cp.bn
-        self.grid = cp.grid
+        self.grid, self.mixer = cp.grid, cp.mixer
         D = conv.in_channels
         with torch.no_grad():
             scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (3D,)
@@ -127,19 +121,12 @@ class _FoldedProjection(nn.Module):
     def forward(self, x: torch.Tensor, ids: torch.Tensor | None):
         """x: (N, P + Lx, D), ids: (N, Lx) grid positions or None (full grid)."""
         gh, gw = self.grid
-        L = gh * gw
-        n_prefix = x.shape[1] - (L if ids is None else ids.shape[1])
+        n_prefix = x.shape[1] - (gh * gw if ids is None else ids.shape[1])
         prefix, x = x[:, :n_prefix], x[:, n_prefix:]
-        N, Lx, D = x.shape
-        if ids is not None:
-            x = x.new_zeros(N, L, D).scatter(1, ids[..., None].expand(-1, -1, D), x)  # (N, L, D)
-            idx = ids[..., None].expand(-1, -1, D)
-        grid = x.transpose(1, 2).reshape(N, D, gh, gw)  # channels-last view, no copy
+        image, back = tokens_to_grid(x, ids, self.grid, self.mixer)
         out = []
         for conv, lin in zip(self.convs, self.linears):
-            y = conv(grid).flatten(2).transpose(1, 2)  # (N, L, D), BN included
-            if ids is not None:
-                y = y.gather(1, idx)  # (N, Lx, D)
+            y = back(conv(image))  # (N, Lx, D), BN included
             if n_prefix:
                 y = torch.cat([prefix, y], dim=1)  # (N, T, D)
             out.append(lin(y))
@@ -196,10 +183,8 @@ class FastScorer(nn.Module):
         self.precision = resolve_precision(precision, next(m.parameters()).device)
         self.autocast = _DTYPES[self.precision]
         c = m.cfg
-        p = c.patch
-        # encoder; patch embedding as a matmul over (C, p, p)-ordered patches
-        self.register_buffer("embed_w", m.patch_embed.weight.reshape(c.enc_dim, -1).t().contiguous())  # (C*p*p, D)
-        self.register_buffer("embed_b", m.patch_embed.bias.detach().clone())  # (D,)
+        # encoder
+        self.patch_embed = m.patch_embed  # used through SDMAE.embed_visible (visible patches only)
         self.embed_norm = m.embed_norm
         self.register_buffer("pos_embed", m.pos_embed)
         self.register_buffer("decoder_pos_embed", m.decoder_pos_embed)
@@ -214,7 +199,6 @@ class FastScorer(nn.Module):
         self.decoder_norm, self.decoder_pred = m.decoder_norm, m.decoder_pred
         self.student_block = _fast_block(m.student["block"])
         self.student_norm, self.student_pred = m.student["norm"], m.student["pred"]
-        self._p = p
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -231,29 +215,8 @@ class FastScorer(nn.Module):
 
     # ---- stages
 
-    def embed_visible(self, x: torch.Tensor, ids_keep: torch.Tensor) -> torch.Tensor:
-        """x: (N, C, h, w), ids_keep: (N, Lv) -> embedded visible tokens (N, Lv, enc_dim)."""
-        N, C, H, W = x.shape
-        p = self._p
-        if x.device.type == "cpu" and x.dtype == torch.float32:
-            # the fused copy: ~8x faster than advanced indexing at avenue size (bench_kernels.py)
-            patches = kernels.gather_patches(x.contiguous(), ids_keep, p)  # (N, Lv, C*p*p)
-        else:  # on a GPU indexing is cheap, and the kernel's id check would synchronise the stream
-            gw = W // p
-            xv = x.view(N, C, H // p, p, gw, p)  # (N, C, gh, p, gw, p), no copy
-            n = torch.arange(N, device=x.device)[:, None]
-            patches = xv[n, :, ids_keep // gw, :, ids_keep % gw, :].reshape(N, ids_keep.shape[1], -1)
-        tok = torch.matmul(patches, self.embed_w) + self.embed_b  # (N, Lv, D)
-        tok = self.embed_norm(tok)
-        if self.pos_embed is not None:
-            tok = tok + self.pos_embed[0][ids_keep]  # (N, Lv, D)
-        return tok
-
     def forward_encoder(self, x: torch.Tensor, ids_keep: torch.Tensor) -> torch.Tensor:
-        want = (self.cfg.in_chans, *self.cfg.input_size)
-        if tuple(x.shape[1:]) != want:
-            raise ValueError(f"expected input (N, {', '.join(map(str, want))}), got {tuple(x.shape)}")
-        h = self.embed_visible(x, ids_keep)  # (N, Lv, D)
+        h = SDMAE.embed_visible(self, x, ids_keep)  # (N, Lv, D), the model's own embedding
         if self.cls_token is not None:
             h = torch.cat([self.cls_token.expand(h.shape[0], -1, -1), h], dim=1)  # (N, 1 + Lv, D)
         for blk in self.blocks:

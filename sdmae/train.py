@@ -65,6 +65,12 @@ class TrainFrames:
     @classmethod
     def from_dataset(cls, root: str | os.PathLike, layout: str | None, size: tuple[int, int],
                      progress: bool = True) -> "TrainFrames":
+        """Decode a dataset's training split at (at most) model size.
+
+        Training is one-class: where a training video has frame labels (UBnormal's
+        abnormal training videos), only its runs of normal frames are kept, each
+        as a video of its own, so no abnormal frame is ever a neighbour either.
+        """
         records = load_dataset(root, layout, split="train")
         videos = []
         for rec in _progress(records, progress, "decoding training videos"):
@@ -78,11 +84,24 @@ class TrainFrames:
                 chunks.append(_shrink(np.stack(chunk), size))
             if not chunks:
                 raise ValueError(f"training video {rec.source} has no frames")
-            videos.append(np.concatenate(chunks))
+            video = np.concatenate(chunks)
+            if rec.labels is None or not rec.labels.any():
+                videos.append(video)
+            else:
+                videos += [video[a:b] for a, b in normal_runs(rec.labels)]
+        if not videos:
+            raise ValueError(f"{root}: the training split has no normal frames")
         return cls(videos)
 
     def __len__(self) -> int:
         return len(self.index)
+
+
+def normal_runs(labels: np.ndarray) -> list[tuple[int, int]]:
+    """(T,) 0/1 frame labels -> [start, stop) of every maximal run of normal (0) frames."""
+    normal = np.concatenate([[0], (np.asarray(labels) == 0).astype(np.int8), [0]])
+    edges = np.diff(normal)
+    return list(zip(np.nonzero(edges == 1)[0].tolist(), np.nonzero(edges == -1)[0].tolist()))
 
 
 def _shrink(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -126,31 +145,58 @@ class TrainSamples(Dataset):
         v, t = self.frames.index[i]
         video = self.frames.videos[v]
         k = tc.frame_offset
-        clip = video[np.clip(np.arange(t - k, t + k + 1), 0, len(video) - 1)]  # (2k+1, H, W, 3) t-k..t+k
-        mask = np.zeros(clip.shape[1:3], np.float32)
-        pasted = False
+        stride = 1
+        if self.paste and tc.speed_probability > 0:
+            rng = np.random.default_rng([tc.seed, self.epoch, int(i), 1])
+            if rng.random() < tc.speed_probability:
+                stride = int(rng.choice(tc.speed_factors))
+        # (2k+1, H, W, 3): frames t-k..t+k, or every stride-th frame around t when sped up
+        clip = video[np.clip(t + stride * np.arange(-k, k + 1), 0, len(video) - 1)]
+        mask = _moving_at_centre(clip, k) if stride > 1 else np.zeros(clip.shape[1:3], np.float32)
+        pasted = stride > 1
         if self.anomalies and self.paste:
             rng = np.random.default_rng([tc.seed, self.epoch, int(i)])
-            clip_in, mask, pasted = maybe_paste(clip, self.bank, rng, probability=tc.anomaly_probability)
+            style = dict(grey=True, blur=tc.object_blur, max_area=tc.object_max_area) \
+                if tc.object_style == "grey" else {}
+            clip_in, object_mask, with_object = maybe_paste(clip, self.bank, rng,
+                                                            probability=tc.anomaly_probability, **style)
+            mask, pasted = np.maximum(mask, object_mask), pasted or with_object
         else:
             clip_in = clip
         prep = kernels.prepare(clip_in, [k], m.input_size, m.patch, k, tc.grad_step)
         inputs, gradients = prep.inputs[0], prep.gradients[0]
         if pasted:
             # Overlook the anomaly: the target is the clean frame; the pasted object
-            # weighs heavily in the loss through its mask added to the gradients.
+            # weighs heavily in the loss through the gradients under it.
             clean = kernels.prepare(clip, [k], m.input_size, m.patch, k, tc.grad_step).inputs[0, 3:6]
             mask_small = _resize_mask(mask, m.input_size)
-            gradients = gradients + 255.0 * mask_small[None]
-            weights = kernels.token_weights(gradients[None], m.patch)[0]
+            if tc.anomaly_gradient == "floor":  # as strong as the strongest motion in the frame
+                gradients = np.maximum(gradients, max(128.0, float(gradients.max())) * mask_small[None])
+            else:
+                gradients = gradients + 255.0 * mask_small[None]
+            weights = kernels.token_weights(np.ascontiguousarray(gradients[None], np.float32), m.patch)[0]
         else:
             clean = inputs[3:6]
             mask_small = np.zeros(m.input_size, np.float32)
             weights = prep.weights[0]
-        target = np.concatenate([clean, mask_small[None]], axis=0)  # (4, h, w)
+        normal = m.map_normal  # -1 (signed) or 0 (unit) where nothing was pasted
+        target_map = normal + (1.0 - normal) * mask_small
+        target = np.concatenate([clean, target_map[None].astype(np.float32)], axis=0)  # (4, h, w)
         return {"inputs": torch.from_numpy(inputs), "target": torch.from_numpy(target),
                 "weights": torch.from_numpy(weights), "anomaly": torch.tensor(float(pasted)),
                 "index": torch.tensor(int(i))}
+
+
+def _moving_at_centre(clip: np.ndarray, k: int, threshold: float = 20.0) -> np.ndarray:
+    """Where frame k of a sped-up clip differs from both its neighbours (the movers
+    at their frame-k positions, not their ghosts) -> (H, W) float32 0/1 mask."""
+    from scipy import ndimage as ndi
+
+    f = clip.astype(np.int16)
+    before = np.abs(f[k] - f[k - 1]).max(axis=-1)
+    after = np.abs(f[k] - f[k + 1]).max(axis=-1)
+    moving = ndi.binary_opening(np.minimum(before, after) > threshold)
+    return ndi.binary_dilation(moving, iterations=1).astype(np.float32)
 
 
 def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -302,7 +348,12 @@ def _train_stage(cfg: Config, model: SDMAE, dataset: TrainSamples, stage: str, s
         params = list(model.teacher_parameters())
     for p in params:
         p.requires_grad_(True)
-    optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    # no weight decay on norms and biases (1-d parameters), as MAE and the authors
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.train.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=cfg.train.lr, betas=cfg.train.adam_betas)
 
     start_epoch, done = 0, False
     if resume and ckpt_path.exists():
@@ -373,9 +424,11 @@ def _step_loss(cfg: Config, net: torch.nn.Module, batch: dict[str, torch.Tensor]
                epoch: int, device: torch.device) -> torch.Tensor:
     inputs = batch["inputs"].to(device, non_blocking=True)
     weights = batch["weights"].to(device, non_blocking=True)
-    ids_keep, ids_restore, _ = sample_masks(cfg, batch["index"], stage_index, epoch, device)
+    ids_keep, ids_restore, mask = sample_masks(cfg, batch["index"], stage_index, epoch, device)
     out = net(inputs, ids_keep, ids_restore, student=stage == "student")
     if stage == "student":
+        if cfg.train.student_loss == "masked":  # plain MSE over the masked tokens
+            return weighted_loss(out.student, out.teacher.detach(), mask / mask.sum(dim=1, keepdim=True))
         return weighted_loss(out.student, out.teacher.detach(), weights)
     target = patchify(batch["target"].to(device, non_blocking=True), cfg.model.patch)  # (N, L, p*p*4)
     loss = weighted_loss(out.teacher, target, weights)

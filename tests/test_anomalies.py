@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from sdmae.data import ObjectBank, make_clip, make_dataset, maybe_paste, paste_moving_object
+from sdmae.data import ObjectBank, ObjectTrack, make_clip, make_dataset, maybe_paste, paste_moving_object
 
 
 @pytest.fixture(scope="module")
@@ -127,11 +127,44 @@ def test_bank_from_folder(tmp_path):
         ObjectBank([np.zeros((4, 4, 4), np.uint8)])
 
 
-def test_bank_from_ubnormal(tmp_path):
+def test_bank_from_ubnormal_cuts_whole_tracks(tmp_path):
     root = make_dataset(tmp_path / "ub", "ubnormal", seed=1, num_train=1, num_test=1, num_frames=60)
     bank = ObjectBank.from_ubnormal(root, split="test")
     assert len(bank) >= 1
-    for obj in bank:
-        assert obj.shape[0] >= 16 and obj[..., 3].any()
+    for track in bank:
+        assert isinstance(track, ObjectTrack) and len(track.frames) == len(track.offsets) > 1
+        assert all(f.ndim == 3 and f.shape[2] == 4 and f[..., 3].any() for f in track.frames)
+        assert np.abs(np.diff(track.offsets, axis=0)).sum() > 0  # the object moves along its track
     with pytest.raises(ValueError, match="no annotated abnormal objects.*'train'"):
         ObjectBank.from_ubnormal(root, split="train")  # the synthetic train split is all normal
+
+
+def test_a_pasted_track_follows_its_own_motion():
+    # a square moving 3 px right per frame, 12 frames; pasted at its own scale (max_area off)
+    frames = []
+    for _ in range(12):
+        f = np.zeros((10, 10, 4), np.uint8)
+        f[...] = (90, 90, 90, 255)
+        frames.append(f)
+    track = ObjectTrack(tuple(frames), np.array([[0.0, 3.0 * k] for k in range(12)]))
+    bank = ObjectBank([track])
+    clip = np.zeros((7, 60, 80, 3), np.uint8)
+    for seed in range(4):
+        _, masks = paste_moving_object(clip, bank, np.random.default_rng(seed), scale=(10 / 60, 10 / 60),
+                                       max_rotation=0, flip=False)
+        left = [np.nonzero(m.max(axis=0) > 0.5)[0].min() for m in masks[2:5]]  # fully inside near the centre
+        right = [np.nonzero(m.max(axis=0) > 0.5)[0].max() for m in masks[2:5]]
+        inside = [0 < lo and hi < 79 for lo, hi in zip(left, right)]
+        if all(inside):
+            np.testing.assert_array_equal(np.diff(left), 3)
+
+
+def test_object_style_grey_blurred_and_capped(bank):
+    clip = make_clip(0, num_frames=7, size=(240, 320))[0]
+    for seed in range(6):
+        out, masks = paste_moving_object(clip, bank, np.random.default_rng(seed), grey=True, blur=1.0,
+                                         max_area=0.024)
+        assert 0.024 / 4 * 0.7 <= (masks[3] > 0.5).mean() <= 0.024 * 1.2
+    obj = masks[3] > 0.95
+    rgb = out[3][obj].astype(int)
+    assert np.abs(rgb - rgb.mean(axis=1, keepdims=True)).max() <= 2  # grey where the object is opaque

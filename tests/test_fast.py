@@ -31,7 +31,7 @@ def _close(a, b):
     assert (a - b).abs().max() <= RTOL * b.abs().max().clamp(min=1e-6)
 
 
-@pytest.mark.parametrize("mixer", ["scatter", "linear"])
+@pytest.mark.parametrize("mixer", ["scatter", "shuffled", "linear"])
 @pytest.mark.parametrize("cls_head", [False, True])
 def test_fast_matches_model(mixer, cls_head):
     model = _trained_like(mixer, cls_head)

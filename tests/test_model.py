@@ -14,7 +14,7 @@ from sdmae.model import (SDMAE, ModelOutput, complementary_masks, num_visible, p
 # a micro model: 4x6 = 24 tokens, runs in milliseconds
 MICRO = ModelConfig(input_size=(16, 24), patch=4, enc_dim=32, enc_depth=2, enc_heads=4,
                     dec_dim=16, dec_depth=2, dec_heads=2)
-VARIANTS = [(m, pe, cls) for m, pe, cls in itertools.product(("scatter", "linear"), (True, False),
+VARIANTS = [(m, pe, cls) for m, pe, cls in itertools.product(("scatter", "shuffled", "linear"), (True, False),
                                                               (False, True))
             if not (m == "linear" and not pe)]  # linear without pos_embed is rejected by the config
 
@@ -86,7 +86,7 @@ def test_wrong_input_and_missing_masks():
         model(inputs(model.cfg, 1), ids_keep)
 
 
-@pytest.mark.parametrize("mixer, cls", [("scatter", False), ("scatter", True), ("linear", True)])
+@pytest.mark.parametrize("mixer, cls", [("scatter", False), ("scatter", True), ("shuffled", False), ("linear", True)])
 @pytest.mark.parametrize("train", [True, False])
 def test_masked_pixels_do_not_leak(mixer, cls, train):
     """Whatever hides under the mask cannot change the output (BatchNorm batch stats included)."""

@@ -8,7 +8,7 @@
 """
 
 from sdmae.data._io import atomic_write
-from sdmae.data.anomalies import ObjectBank, maybe_paste, paste_moving_object
+from sdmae.data.anomalies import ObjectBank, ObjectTrack, maybe_paste, paste_moving_object
 from sdmae.data.datasets import (
     LAYOUTS,
     DatasetError,
@@ -40,6 +40,7 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "DatasetError",
     "ObjectBank",
+    "ObjectTrack",
     "VideoError",
     "VideoInfo",
     "VideoRecord",

@@ -17,11 +17,11 @@ import functools
 import math
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import numpy as np
 
-__all__ = ["ObjectBank", "maybe_paste", "paste_moving_object"]
+__all__ = ["ObjectBank", "ObjectTrack", "maybe_paste", "paste_moving_object"]
 
 _MAX_SIDE = 128  # objects are stored at most this big: pasting never needs more
 
@@ -42,18 +42,23 @@ def _resize_premultiplied(obj: np.ndarray, h: int, w: int) -> tuple[np.ndarray, 
     return np.clip(pm[..., :3], 0.0, 255.0 * alpha[..., None]), alpha
 
 
-def _to_stored(obj: np.ndarray, where: str) -> np.ndarray:
-    """Validate one cut-out, crop it to its alpha, shrink it to _MAX_SIDE."""
+def _check_rgba(obj, where: str) -> np.ndarray:
     obj = np.asarray(obj)
     if obj.ndim != 3 or obj.shape[2] != 4 or obj.dtype != np.uint8:
         raise ValueError(f"{where}: expected an (h, w, 4) uint8 RGBA array, got {obj.shape} {obj.dtype}")
-    ys, xs = np.nonzero(obj[..., 3])
-    if len(ys) == 0:
+    if not obj[..., 3].any():
         raise ValueError(f"{where}: the alpha channel is empty (fully transparent)")
+    return obj
+
+
+def _to_stored(obj: np.ndarray, where: str, scale: float | None = None) -> np.ndarray:
+    """Validate one cut-out, crop it to its alpha, shrink it to _MAX_SIDE (or by ``scale``)."""
+    obj = _check_rgba(obj, where)
+    ys, xs = np.nonzero(obj[..., 3])
     obj = obj[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
     h, w = obj.shape[:2]
-    if max(h, w) > _MAX_SIDE:
-        k = _MAX_SIDE / max(h, w)
+    k = min(1.0, _MAX_SIDE / max(h, w)) if scale is None else scale
+    if k < 1.0:
         nh, nw = max(1, round(h * k)), max(1, round(w * k))
         col, alpha = _resize_premultiplied(obj, nh, nw)
         rgb = col / np.maximum(alpha, 1e-6)[..., None]  # un-premultiply for storage
@@ -61,6 +66,36 @@ def _to_stored(obj: np.ndarray, where: str) -> np.ndarray:
     obj = np.ascontiguousarray(obj)
     obj.setflags(write=False)
     return obj
+
+
+class ObjectTrack(NamedTuple):
+    """One object followed through consecutive frames: pasted, it moves along its
+    real track with its own motion (UBnormal's annotated abnormal objects).
+
+    frames : tuple of (h, w, 4) ndarray of uint8, RGBA cropped to alpha, read-only
+    offsets : (n, 2) ndarray of float64, top-left (y, x) of each frame relative to
+        the first, in the stored frames' pixels
+    """
+
+    frames: tuple
+    offsets: np.ndarray
+
+
+def _to_stored_track(track: ObjectTrack, where: str) -> ObjectTrack:
+    """Validate a track and shrink it (one factor for all frames) to _MAX_SIDE."""
+    frames = [np.asarray(f) for f in track.frames]
+    offsets = np.asarray(track.offsets, np.float64).reshape(-1, 2)
+    if not frames or len(frames) != len(offsets):
+        raise ValueError(f"{where}: a track needs frames and one (y, x) offset per frame")
+    side = max(max(f.shape[:2]) for f in frames if f.ndim == 3)
+    k = min(1.0, _MAX_SIDE / side)
+    stored, shifts = [], []
+    for i, f in enumerate(frames):
+        f = _check_rgba(f, f"{where} frame {i}")
+        ys, xs = np.nonzero(f[..., 3])
+        shifts.append((ys.min(), xs.min()))
+        stored.append(_to_stored(f, f"{where} frame {i}", scale=k))
+    return ObjectTrack(tuple(stored), (offsets + np.array(shifts, np.float64)) * k)
 
 
 def _ellipse(shape, cy, cx, ry, rx) -> np.ndarray:
@@ -107,23 +142,26 @@ class ObjectBank:
 
     Parameters
     ----------
-    objects : iterable of (h, w, 4) ndarray of uint8
+    objects : iterable of (h, w, 4) ndarray of uint8, or of ObjectTrack
         RGBA; alpha is the object's mask. Each is cropped to its alpha and
-        stored at most 128 px on its longer side (read-only).
+        stored at most 128 px on its longer side (read-only). A still cut-out
+        is pasted moving in a straight line; an :class:`ObjectTrack` moves
+        along its own track, frame by frame.
     name : str
         Where the objects come from, for messages.
     """
 
     def __init__(self, objects: Iterable[np.ndarray], name: str = "objects"):
         self.name = name
-        self.objects = tuple(_to_stored(o, f"{name}[{i}]") for i, o in enumerate(objects))
+        self.objects = tuple(_to_stored_track(o, f"{name}[{i}]") if isinstance(o, ObjectTrack)
+                             else _to_stored(o, f"{name}[{i}]") for i, o in enumerate(objects))
         if not self.objects:
             raise ValueError(f"{name}: an ObjectBank needs at least one object")
 
     def __len__(self) -> int:
         return len(self.objects)
 
-    def __getitem__(self, i: int) -> np.ndarray:
+    def __getitem__(self, i: int) -> np.ndarray | ObjectTrack:
         return self.objects[i]
 
     def __iter__(self):
@@ -184,13 +222,17 @@ class ObjectBank:
         cls,
         root: str | os.PathLike,
         split: str = "train",
-        max_objects: int = 500,
+        max_objects: int = 200,
         min_height: int = 16,
+        max_frames: int = 32,
     ) -> "ObjectBank":
-        """Cut UBnormal's annotated abnormal objects out of their videos.
+        """Cut UBnormal's annotated abnormal objects out of their videos, as tracks.
 
-        For every abnormal track of the split, the frame in the middle of the
-        track is decoded and the object is cut with its per-frame id mask.
+        Every abnormal track of the split becomes an :class:`ObjectTrack`: the
+        object cut with its per-frame id mask from up to ``max_frames``
+        consecutive frames in the middle of the track, with its position in each,
+        so a pasted object moves frame by frame along its real track (the
+        paper's augmentation). Each video is decoded once.
 
         Parameters
         ----------
@@ -198,44 +240,68 @@ class ObjectBank:
             UBnormal root (``Scene*/`` folders and split files).
         split : {"train", "validation", "test"}
         max_objects : int
-            Stop after this many objects.
+            Stop after this many tracks.
         min_height : int
-            Skip objects shorter than this (pixels).
+            Skip objects shorter than this (pixels) in the track's middle frame.
+        max_frames : int
+            Frames kept per track.
         """
         from scipy import ndimage as ndi
 
         from sdmae.data.datasets import load_dataset
         from sdmae.data.video import read_label_image
 
-        objs = []
+        tracks_out: list[ObjectTrack] = []
         for rec in load_dataset(root, "ubnormal", split):
             tracks, files = rec.meta.get("object_tracks"), rec.meta.get("gt_files")
-            if not tracks or not files or len(objs) >= max_objects:
+            if not tracks or not files or len(tracks_out) >= max_objects:
                 continue
-            wanted: dict[int, list[int]] = {}
+            wanted: dict[int, list[int]] = {}  # frame -> track ids to cut there
             for oid, a, b in tracks:
                 have = [t for t in range(a, b + 1) if t in files]
-                if have:
-                    wanted.setdefault(have[len(have) // 2], []).append(oid)
+                mid = len(have) // 2
+                for t in have[max(0, mid - max_frames // 2): max(0, mid - max_frames // 2) + max_frames]:
+                    wanted.setdefault(t, []).append(oid)
+            cuts: dict[int, list] = {}  # track id -> [(rgba, (y0, x0))]
             last = max(wanted, default=-1)
             for t, frame in enumerate(rec.iter_frames()):
                 if t > last:
                     break
-                for oid in wanted.get(t, ()):
-                    ids = read_label_image(files[t])
+                if t not in wanted:
+                    continue
+                ids = read_label_image(files[t])
+                for oid in wanted[t]:
                     mask = ids == oid if rec.meta.get("ids_in_masks", True) else ids != 0
                     lab, n = ndi.label(mask)
                     if n == 0:
                         continue
                     mask = lab == np.bincount(lab.ravel())[1:].argmax() + 1  # main part
                     ys, xs = np.nonzero(mask)
-                    if np.ptp(ys) + 1 < min_height:
-                        continue
                     sl = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
-                    objs.append(_rgba(frame[sl], mask[sl]))
-        if not objs:
+                    cuts.setdefault(oid, []).append((_rgba(frame[sl], mask[sl]), (ys.min(), xs.min())))
+            for oid, seq in cuts.items():
+                if len(tracks_out) >= max_objects or seq[len(seq) // 2][0].shape[0] < min_height:
+                    continue
+                origin = np.array(seq[0][1], np.float64)
+                tracks_out.append(ObjectTrack(tuple(c for c, _ in seq),
+                                              np.array([pos for _, pos in seq], np.float64) - origin))
+        if not tracks_out:
             raise ValueError(f"{root}: no annotated abnormal objects in the {split!r} split")
-        return cls(objs[:max_objects], f"ubnormal:{split}")
+        return cls(tracks_out, f"ubnormal:{split}")
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike) -> "ObjectBank":
+        """A folder of RGBA cut-outs, or a UBnormal root (its abnormal training objects)."""
+        from sdmae.data.datasets import detect_layout
+
+        folder = Path(path)
+        if folder.is_dir() and any(folder.glob("Scene*")):
+            try:
+                if detect_layout(folder) == "ubnormal":
+                    return cls.from_ubnormal(folder, "train")
+            except (FileNotFoundError, ValueError):
+                pass
+        return cls.from_folder(folder)
 
 
 @functools.lru_cache(maxsize=1)
@@ -260,6 +326,9 @@ def paste_moving_object(
     max_rotation: float = 30.0,
     flip: bool = True,
     centre: int | None = None,
+    grey: bool = False,
+    blur: float = 0.0,
+    max_area: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Paste one object moving in a straight line through consecutive frames.
 
@@ -275,13 +344,23 @@ def paste_moving_object(
         Range of the object's height as a fraction of H (its width is capped
         at 0.8 W).
     speed : (float, float)
-        Range of its speed in px/frame, in a uniformly random direction.
+        Range of a still cut-out's speed in px/frame, in a uniformly random
+        direction (an :class:`ObjectTrack` moves along its own track).
     max_rotation : float
         Rotation drawn from [-max_rotation, max_rotation] degrees.
     flip : bool
         Mirror the object left-right with probability 0.5.
     centre : int, optional
         Frame where the object is fully inside the frame; K // 2 by default.
+    grey : bool
+        Paste the object in greyscale (the authors' augmentation: the model
+        cannot learn "unusual colour" as the sign of an anomaly).
+    blur : float
+        Gaussian blur of the object's colour and alpha, sigma in pixels.
+    max_area : float, optional
+        Cap on the object's area as a fraction of H * W (the authors' objects
+        are at most ~5000 px at 320x640, 0.024); its size is then drawn
+        so that the area is uniform in [max_area / 4, max_area].
 
     Returns
     -------
@@ -301,28 +380,70 @@ def paste_moving_object(
     if not 0 <= c < K:
         raise ValueError(f"centre {c} outside the clip's {K} frames")
     obj = bank[int(rng.integers(len(bank)))]
+    track = obj if isinstance(obj, ObjectTrack) else None
+    if track is not None:
+        # K consecutive frames of the track (played back and forth if it is shorter)
+        n = len(track.frames)
+        if n >= K:
+            j0 = int(rng.integers(n - K + 1))
+            which = list(range(j0, j0 + K))
+        else:
+            cycle = list(range(n)) + list(range(n - 2, 0, -1)) or [0]
+            which = [cycle[k % len(cycle)] for k in range(K)]
+        obj = track.frames[which[c]]
     oh, ow = obj.shape[:2]
-    h = rng.uniform(*scale) * H
+    if max_area is not None:
+        # alpha covers part of the box: size the box so the object's own area is the draw
+        fill = max(float(obj[..., 3].mean()) / 255.0, 0.05)
+        area = rng.uniform(0.25, 1.0) * max_area * H * W / fill
+        h = math.sqrt(area * oh / ow)
+    else:
+        h = rng.uniform(*scale) * H
     w = h * ow / oh
     if w > 0.8 * W:
         h, w = h * 0.8 * W / w, 0.8 * W
-    col, alpha = _resize_premultiplied(obj, max(2, round(h)), max(2, round(w)))
-    if flip and rng.random() < 0.5:
-        col, alpha = col[:, ::-1], alpha[:, ::-1]
+    zoom = h / oh
+    mirror = flip and rng.random() < 0.5
     ang = rng.uniform(-max_rotation, max_rotation) if max_rotation else 0.0
-    if ang:
-        col = rotate(col, ang, resize=True, order=1, preserve_range=True).astype(np.float32)
-        alpha = rotate(alpha, ang, resize=True, order=1, preserve_range=True).astype(np.float32)
-    sh, sw = alpha.shape
-    # Fully visible at the centre frame (when it fits), moving in a random direction.
+
+    def sprite(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        col, alpha = _resize_premultiplied(rgba, max(2, round(rgba.shape[0] * zoom)),
+                                           max(2, round(rgba.shape[1] * zoom)))
+        if grey:
+            col = np.repeat(col @ np.array([0.299, 0.587, 0.114], np.float32), 3).reshape(col.shape)
+        if blur > 0:
+            from scipy.ndimage import gaussian_filter
+
+            col = gaussian_filter(col, (blur, blur, 0))
+            alpha = gaussian_filter(alpha, blur)
+        if mirror:
+            col, alpha = col[:, ::-1], alpha[:, ::-1]
+        if ang:
+            col = rotate(col, ang, resize=True, order=1, preserve_range=True).astype(np.float32)
+            alpha = rotate(alpha, ang, resize=True, order=1, preserve_range=True).astype(np.float32)
+        return col, alpha
+
+    if track is None:  # a still cut-out, moving in a straight line in a random direction
+        sprites = [sprite(obj)] * K
+        v, theta = rng.uniform(*speed), rng.uniform(0, 2 * math.pi)
+        shifts = [(v * math.sin(theta) * (k - c), v * math.cos(theta) * (k - c)) for k in range(K)]
+    else:  # its own frames, along its own track (top-left positions, scaled like the object)
+        cache = {j: sprite(track.frames[j]) for j in set(which)}
+        sprites = [cache[j] for j in which]
+        rel = (track.offsets[which] - track.offsets[which[c]]) * zoom  # (K, 2)
+        if mirror:
+            rel[:, 1] = -rel[:, 1] + (track.frames[which[c]].shape[1] - np.array(
+                [track.frames[j].shape[1] for j in which])) * zoom
+        shifts = [tuple(r) for r in rel]
+    sh, sw = sprites[c][1].shape
+    # Fully visible at the centre frame (when it fits).
     y_c = rng.uniform(0, max(H - sh, 0))
     x_c = rng.uniform(0, max(W - sw, 0))
-    v, theta = rng.uniform(*speed), rng.uniform(0, 2 * math.pi)
-    vy, vx = v * math.sin(theta), v * math.cos(theta)
     out = clip.copy()
     masks = np.zeros((K, H, W), np.float32)
-    for k in range(K):
-        y0, x0 = int(round(y_c + vy * (k - c))), int(round(x_c + vx * (k - c)))
+    for k, ((col, alpha), (dy, dx)) in enumerate(zip(sprites, shifts)):
+        sh, sw = alpha.shape
+        y0, x0 = int(round(y_c + dy)), int(round(x_c + dx))
         fy0, fx0, fy1, fx1 = max(y0, 0), max(x0, 0), min(y0 + sh, H), min(x0 + sw, W)
         if fy1 <= fy0 or fx1 <= fx0:
             continue  # left the frame
