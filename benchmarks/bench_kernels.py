@@ -62,6 +62,9 @@ def check_close(a, b, what):
         raise SystemExit(f"{what}: kernel does not match its twin (max diff {np.abs(a - b).max():.3g})")
 
 
+PASSES = 2
+
+
 def case_inputs(shape, batch, rng):
     h0, w0 = shape["source"]
     h, w = shape["size"]
@@ -70,9 +73,12 @@ def case_inputs(shape, batch, rng):
     centres = np.arange(3, batch + 3)
     l, d = (h // p) * (w // p), p * p * 4
     target = rng.standard_normal((batch, l, d), dtype=np.float32)
-    teacher = target + 0.1 * rng.standard_normal((batch, l, d), dtype=np.float32)
-    student = teacher + 0.05 * rng.standard_normal((batch, l, d), dtype=np.float32)
-    return frames, centres, target, teacher, student
+    # the Detector's default: K = 2 complementary passes, each token hidden in one of them
+    teacher = target + 0.1 * rng.standard_normal((PASSES, batch, l, d), dtype=np.float32)
+    student = teacher + 0.05 * rng.standard_normal((PASSES, batch, l, d), dtype=np.float32)
+    first = (rng.random((batch, l)) < 0.5).astype(np.float32)
+    hidden = np.stack([first, 1 - first])  # (K, N, L)
+    return frames, centres, target, teacher, student, hidden
 
 
 def torch_indexing_gather(x, ids, p):
@@ -92,11 +98,12 @@ def torch_indexing_gather(x, ids, p):
 def bench_case(name, shape, batch, repeats, twin_repeats, rng, cuda):
     h, w = shape["size"]
     p = shape["patch"]
-    frames, centres, target, teacher, student = case_inputs(shape, batch, rng)
+    frames, centres, target, teacher, student, hidden = case_inputs(shape, batch, rng)
     n, l, d = target.shape
+    options = dict(tokens="visible", uniform=True, map_low=-1.0)
     used_frames = len(np.unique(np.clip(centres[:, None] + [-3, -1, 0, 1, 3], 0, len(frames) - 1)))
     prep_bytes = used_frames * frames[0].nbytes + 4 * (n * 12 * h * w + n * l)
-    score_bytes = 4 * (3 * n * l * d + n * l + 2 * n * l + n + n * h * w)
+    score_bytes = 4 * ((2 * PASSES + 1) * n * l * d + (PASSES + 1) * n * l + 2 * n * l + n + n * h * w)
 
     prepared = reference.prepare(frames, centres, (h, w), p)
     weights = prepared.weights
@@ -106,8 +113,9 @@ def bench_case(name, shape, batch, repeats, twin_repeats, rng, cuda):
     got = kernels.prepare(frames, centres, (h, w), p, backend="cpp")
     for a, b, what in zip(got, prepared, ("inputs", "gradients", "weights")):
         check_close(a, b, f"prepare.{what}")
-    got = kernels.score(target, teacher, student, weights, p, (h, w), backend="cpp")
-    expected = reference.score(target, teacher, student, weights, p, (h, w))
+    got = kernels.score(target, teacher, student, weights, p, (h, w), hidden=hidden, **options, backend="cpp")
+    expected = reference.score(target, teacher, student, hidden, weights, p, (h, w), tokens="visible",
+                               uniform=True, map_low=-1.0)
     for a, b in zip(got, expected):
         check_close(a, b, "score")
 
@@ -127,8 +135,10 @@ def bench_case(name, shape, batch, repeats, twin_repeats, rng, cuda):
                     lambda: reference.prepare(frames, centres, (h, w), p),
                     lambda: kernels.prepare(frames, centres, (h, w), p, out=out, backend="cpp")),
         "score": (score_bytes,
-                  lambda: reference.score(target, teacher, student, weights, p, (h, w)),
-                  lambda: kernels.score(target, teacher, student, weights, p, (h, w), backend="cpp")),
+                  lambda: reference.score(target, teacher, student, hidden, weights, p, (h, w), tokens="visible",
+                                          uniform=True, map_low=-1.0),
+                  lambda: kernels.score(target, teacher, student, weights, p, (h, w), hidden=hidden, **options,
+                                        backend="cpp")),
         "patchify": (8 * prepared.inputs.size,
                      lambda: reference.patchify(prepared.inputs, p),
                      lambda: kernels.patchify(prepared.inputs, p, backend="cpp")),
@@ -162,18 +172,19 @@ def bench_case(name, shape, batch, repeats, twin_repeats, rng, cuda):
 
         sync = torch.cuda.synchronize
         f_d = torch.from_numpy(frames).cuda()
-        tg, te, stu, wt = (torch.from_numpy(a).cuda() for a in (target, teacher, student, weights))
+        tg, te, stu, wt, hd = (torch.from_numpy(a).cuda() for a in (target, teacher, student, weights, hidden))
         got = kernels.prepare(f_d, centres, (h, w), p, backend="cuda")
         for a, b, what in zip(got, prepared, ("inputs", "gradients", "weights")):
             check_close(a, b, f"cuda prepare.{what}")
-        got = kernels.score(tg, te, stu, wt, p, (h, w), backend="cuda")
+        got = kernels.score(tg, te, stu, wt, p, (h, w), hidden=hd, **options, backend="cuda")
         for a, b in zip(got, expected):
             check_close(a, b, "cuda score")
         x_d, ids_d = torch.from_numpy(prepared.inputs).cuda(), torch.from_numpy(ids).cuda()
         check_close(kernels.gather_patches(x_d, ids_d, p, backend="cuda"), gathered, "cuda gather_patches")
         for op, nbytes, fn in [
             ("prepare", prep_bytes, lambda: kernels.prepare(f_d, centres, (h, w), p, backend="cuda")),
-            ("score", score_bytes, lambda: kernels.score(tg, te, stu, wt, p, (h, w), backend="cuda")),
+            ("score", score_bytes, lambda: kernels.score(tg, te, stu, wt, p, (h, w), hidden=hd, **options,
+                                                         backend="cuda")),
             ("gather_patches", gather_bytes, lambda: kernels.gather_patches(x_d, ids_d, p, backend="cuda")),
         ]:
             t_gpu, spread = timeit(fn, 20, warmup=3, sync=sync)

@@ -20,7 +20,7 @@ Variants (all in eval mode, same weights, same seeded masks, same input):
 
 Correctness first: every float32 variant must equal the model within 1e-4
 relative; bf16 is reported as the relative error of predictions and of the
-frame scores (weighted teacher error + discrepancy, as the Detector computes).
+frame scores (computed by ``kernels.score``, as the Detector does).
 
 Run: python benchmarks/bench_model.py [--quick] [--presets avenue,...] [--batch N]
      [--repeats R] [--device cpu|cuda] [--compile] [--json FILE]
@@ -37,6 +37,7 @@ import time
 
 import torch
 
+from sdmae import kernels
 from sdmae.config import get_preset
 from sdmae.fast import FastScorer, physical_cores, resolve_precision
 from sdmae.model import SDMAE, seeded_masks
@@ -95,10 +96,10 @@ def baseline_forward(model: SDMAE, x, ids_keep, ids_restore):
         return teacher, model.forward_student(h)
 
 
-def frame_scores(teacher, student, target, weights):
-    """(N,) weighted teacher error + discrepancy, as the Detector's default reduction."""
-    err = (teacher - target).pow(2).mean(-1) + (teacher - student).pow(2).mean(-1)  # (N, L)
-    return (err * weights).sum(1)
+def frame_scores(teacher, student, target, weights, cfg):
+    """(N,) frame scores of one pass, through the Detector's own back end (kernels.score)."""
+    return kernels.score(target.float().contiguous(), teacher.float().contiguous(), student.float().contiguous(),
+                         weights.float().contiguous(), cfg.patch, cfg.input_size, with_maps=False).frame
 
 
 def rel_err(a, b) -> float:
@@ -155,7 +156,7 @@ def bench_preset(name, batch, repeats, warmup, device, use_compile, quick):
 
     # correctness first: every variant against the plain model
     ref_t, ref_s = variants["model"]()
-    ref_score = frame_scores(ref_t, ref_s, target, weights)
+    ref_score = frame_scores(ref_t, ref_s, target, weights, cfg)
     errs = {}
     for v, fn in variants.items():
         if v == "model":
@@ -163,7 +164,7 @@ def bench_preset(name, batch, repeats, warmup, device, use_compile, quick):
             continue
         t, s = fn()
         e = max(rel_err(t, ref_t), rel_err(s, ref_s))
-        es = rel_err(frame_scores(t.float(), s.float(), target, weights), ref_score)
+        es = rel_err(frame_scores(t.float(), s.float(), target, weights, cfg), ref_score)
         if "bf16" not in v and e > 1e-4:
             raise SystemExit(f"{name}/{v}: predictions differ from the model (relative {e:.2e} > 1e-4)")
         errs[v] = (e, es)

@@ -110,16 +110,23 @@ void prepare(U8 frames, I64 centres, int64_t h, int64_t w, int64_t p, int64_t of
   sdmae::prepare(src, t, h0, w0, cs, n, h, w, p, offset, step, in, gr, wt);
 }
 
-void score(F32 target, F32 teacher, F32 student, F32 weights, int64_t p, int64_t h, int64_t w,
-           float discrepancy_weight, float map_weight, F32 token_error, F32 token_discrepancy, F32 frame,
+void score(F32 target, F32 teacher, F32 student, F32 hidden, F32 weights, int64_t p, int64_t h, int64_t w,
+           float discrepancy_weight, float map_channel_weight, float map_low, int tokens, bool uniform,
+           int64_t frame_top, float map_weight, F32 token_error, F32 token_discrepancy, F32 frame,
            py::object maps) {
   expect(target.ndim() == 3, "target must be (N, L, p*p*C)");
-  const int64_t n = target.shape(0), l = target.shape(1), d = target.shape(2);
+  expect(teacher.ndim() == 4, "teacher must be (K, N, L, p*p*C)");
+  const int64_t n = target.shape(0), l = target.shape(1), d = target.shape(2), k = teacher.shape(0);
   expect_patch(h, w, p);
   expect(d > 0 && d % (p * p) == 0, "the token length must be p*p*C");
   expect(l == (h / p) * (w / p), "L must equal (h/p)*(w/p)");
-  expect_shape(teacher, {n, l, d}, "teacher");
-  expect_shape(student, {n, l, d}, "student");
+  expect(k >= 1, "at least one pass");
+  expect(tokens >= 0 && tokens <= 2, "tokens must be 0 (all), 1 (visible) or 2 (hidden)");
+  expect(map_low < 1.f, "map_low must be < 1");
+  expect(frame_top >= 0 && frame_top <= l, "frame_top must be in [0, L]");
+  expect_shape(teacher, {k, n, l, d}, "teacher");
+  expect_shape(student, {k, n, l, d}, "student");
+  expect_shape(hidden, {k, n, l}, "hidden");
   expect_shape(weights, {n, l}, "weights");
   expect_shape(token_error, {n, l}, "token_error");
   expect_shape(token_discrepancy, {n, l}, "token_discrepancy");
@@ -133,10 +140,12 @@ void score(F32 target, F32 teacher, F32 student, F32 weights, int64_t p, int64_t
     expect_shape(m, {n, h, w}, "maps");
     map_ptr = static_cast<float*>(m.mutable_data());
   }
-  const float *tg = target.data(), *te = teacher.data(), *st = student.data(), *wt = weights.data();
+  const float *tg = target.data(), *te = teacher.data(), *st = student.data(), *hd = hidden.data(),
+              *wt = weights.data();
   float *e = token_error.mutable_data(), *q = token_discrepancy.mutable_data(), *f = frame.mutable_data();
   py::gil_scoped_release release;
-  sdmae::score(tg, te, st, wt, n, l, d / (p * p), p, h, w, discrepancy_weight, map_weight, e, q, f, map_ptr);
+  sdmae::score(tg, te, st, hd, wt, k, n, l, d / (p * p), p, h, w, discrepancy_weight, map_channel_weight, map_low,
+               tokens, uniform, frame_top, map_weight, e, q, f, map_ptr);
 }
 
 int max_threads() {
@@ -174,9 +183,13 @@ PYBIND11_MODULE(_C, m) {
         R"(frames (T, H0, W0, 3) uint8, centres (N,) int64 -> inputs (N, 9, h, w), gradients (N, 3, h, w),
 weights (N, L), all float32 and written in place.)");
   m.def("score", &score, py::arg("target").noconvert(), py::arg("teacher").noconvert(),
-        py::arg("student").noconvert(), py::arg("weights").noconvert(), py::arg("p"), py::arg("h"), py::arg("w"),
-        py::arg("discrepancy_weight"), py::arg("map_weight"), py::arg("token_error").noconvert(),
-        py::arg("token_discrepancy").noconvert(), py::arg("frame").noconvert(), py::arg("maps"),
-        R"(target/teacher/student (N, L, p*p*C), weights (N, L) float32 -> token_error, token_discrepancy (N, L),
-frame (N,), maps (N, h, w) or None, all written in place.)");
+        py::arg("student").noconvert(), py::arg("hidden").noconvert(), py::arg("weights").noconvert(),
+        py::arg("p"), py::arg("h"), py::arg("w"), py::arg("discrepancy_weight"), py::arg("map_channel_weight"),
+        py::arg("map_low"), py::arg("tokens"), py::arg("uniform"), py::arg("frame_top"), py::arg("map_weight"),
+        py::arg("token_error").noconvert(), py::arg("token_discrepancy").noconvert(), py::arg("frame").noconvert(),
+        py::arg("maps"),
+        R"(target (N, L, p*p*C), teacher/student (K, N, L, p*p*C), hidden (K, N, L), weights (N, L) float32 ->
+token_error, token_discrepancy (N, L), frame (N,), maps (N, h, w) or None, all written in place.
+tokens: 0 all passes judge a token, 1 those where it was visible, 2 hidden; frame_top: 0 a mean over
+tokens, k the mean of the k largest (sdmae.reference.score).)");
 }

@@ -1,6 +1,7 @@
-// score: the fused back end. One pass over the three prediction tensors
-// (read 3*N*L*D floats) writes token errors, frame scores and the pixel map;
-// the twin needs two squared-difference temporaries and several reductions.
+// score: the fused back end. One pass over the prediction tensors of the K
+// masked passes (read (2K + 1)*N*L*D floats) writes token errors, frame scores
+// and the pixel map; the twin needs squared-difference temporaries of every
+// pass and several reductions.
 #include <algorithm>
 #include <vector>
 
@@ -15,10 +16,10 @@ namespace sdmae {
 
 namespace {
 
-// One token's p*p pixels of the map, c channels a pixel.
-void token_map(const float* te, const float* st, int64_t c, int64_t p, int64_t w, float relative,
-               float map_weight, float discrepancy_weight, float* dst) {
-  const float inv_c = 1.f / static_cast<float>(c);
+// One token's p*p pixels of the map from one pass, c channels a pixel: dst = or += value * scale.
+void token_map(const float* te, const float* st, int64_t c, int64_t p, int64_t w, float scale, float map_low,
+               float map_weight, float discrepancy_weight, bool accumulate, float* dst) {
+  const float inv_c = 1.f / static_cast<float>(c), inv_range = 1.f / (1.f - map_low);
   for (int64_t py = 0; py < p; ++py, dst += w) {
     const float* tk = te + py * p * c;
     const float* sk = st + py * p * c;
@@ -28,8 +29,9 @@ void token_map(const float* te, const float* st, int64_t c, int64_t p, int64_t w
         const float q = tk[px * c + ch] - sk[px * c + ch];
         pixel_disc += q * q;
       }
-      const float predicted = std::min(std::max(tk[px * c + c - 1], 0.f), 1.f);
-      dst[px] = (map_weight * predicted + discrepancy_weight * pixel_disc * inv_c) * relative;
+      const float predicted = std::min(std::max((tk[px * c + c - 1] - map_low) * inv_range, 0.f), 1.f);
+      const float value = (map_weight * predicted + discrepancy_weight * pixel_disc * inv_c) * scale;
+      dst[px] = accumulate ? dst[px] + value : value;
     }
   }
 }
@@ -39,10 +41,11 @@ void token_map(const float* te, const float* st, int64_t c, int64_t p, int64_t w
 // pixels at a time: their 4 x 4 channel values are transposed so that one
 // vector holds one channel of four pixels. Scalar, the loop above was ~3/4 of
 // the whole kernel's time. SSE2 is part of the x86-64 baseline.
-void token_map_c4(const float* te, const float* st, int64_t p, int64_t w, float relative,
-                  float map_weight, float discrepancy_weight, float* dst) {
+void token_map_c4(const float* te, const float* st, int64_t p, int64_t w, float scale, float map_low,
+                  float map_weight, float discrepancy_weight, bool accumulate, float* dst) {
   const __m128 zero = _mm_setzero_ps(), one = _mm_set1_ps(1.f), mw = _mm_set1_ps(map_weight),
-               dw = _mm_set1_ps(discrepancy_weight * 0.25f), rel = _mm_set1_ps(relative);
+               dw = _mm_set1_ps(discrepancy_weight * 0.25f), sc = _mm_set1_ps(scale),
+               low = _mm_set1_ps(map_low), inv_range = _mm_set1_ps(1.f / (1.f - map_low));
   for (int64_t py = 0; py < p; ++py, dst += w) {
     for (int64_t px = 0; px < p; px += 4) {
       const float* tk = te + (py * p + px) * 4;
@@ -57,24 +60,49 @@ void token_map_c4(const float* te, const float* st, int64_t p, int64_t w, float 
       _MM_TRANSPOSE4_PS(q0, q1, q2, q3);  // q_k: channel k of the four pixels
       const __m128 disc = _mm_add_ps(_mm_add_ps(q0, q1), _mm_add_ps(q2, q3));
       _MM_TRANSPOSE4_PS(t0, t1, t2, t3);  // t3: the predicted map channel
-      const __m128 predicted = _mm_min_ps(_mm_max_ps(t3, zero), one);
-      const __m128 pixel = _mm_mul_ps(_mm_add_ps(_mm_mul_ps(mw, predicted), _mm_mul_ps(dw, disc)), rel);
+      const __m128 predicted = _mm_min_ps(_mm_max_ps(_mm_mul_ps(_mm_sub_ps(t3, low), inv_range), zero), one);
+      __m128 pixel = _mm_mul_ps(_mm_add_ps(_mm_mul_ps(mw, predicted), _mm_mul_ps(dw, disc)), sc);
+      if (accumulate) pixel = _mm_add_ps(pixel, _mm_loadu_ps(dst + px));
       _mm_storeu_ps(dst + px, pixel);
     }
   }
 }
 #endif
 
+// Channel-weighted mean squared differences of one token: all values weigh 1
+// except the last channel's (the anomaly map), which weighs `a`.
+inline void token_errors(const float* tg, const float* te, const float* st, int64_t d, int64_t c, float a,
+                         float inv_norm, float* err, float* disc) {
+  float e_all = 0.f, q_all = 0.f;
+#pragma omp simd reduction(+ : e_all, q_all)
+  for (int64_t j = 0; j < d; ++j) {
+    const float e = tg[j] - te[j], q = te[j] - st[j];
+    e_all += e * e;
+    q_all += q * q;
+  }
+  float e_map = 0.f, q_map = 0.f;
+  for (int64_t j = c - 1; j < d; j += c) {
+    const float e = tg[j] - te[j], q = te[j] - st[j];
+    e_map += e * e;
+    q_map += q * q;
+  }
+  *err = (e_all + (a - 1.f) * e_map) * inv_norm;
+  *disc = (q_all + (a - 1.f) * q_map) * inv_norm;
+}
+
 }  // namespace
 
-void score(const float* target, const float* teacher, const float* student, const float* weights,
-           int64_t n, int64_t l, int64_t c, int64_t p, int64_t h, int64_t w,
-           float discrepancy_weight, float map_weight,
-           float* token_error, float* token_discrepancy, float* frame, float* maps) {
-  const int64_t d = p * p * c, gw = w / p;
+void score(const float* target, const float* teacher, const float* student, const float* hidden,
+           const float* weights, int64_t k, int64_t n, int64_t l, int64_t c, int64_t p, int64_t h, int64_t w,
+           float discrepancy_weight, float map_channel_weight, float map_low, int tokens, bool uniform,
+           int64_t frame_top, float map_weight, float* token_error, float* token_discrepancy, float* frame,
+           float* maps) {
+  const int64_t d = p * p * c, gw = w / p, per_pass = n * l;
+  const float inv_norm = 1.f / static_cast<float>(p * p * (c - 1 + map_channel_weight));
   // Motion weight relative to the sample's most moving token, for the maps.
   std::vector<float> peak(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) peak[i] = *std::max_element(weights + i * l, weights + (i + 1) * l);
+  std::vector<float> count(static_cast<size_t>(n * l));  // passes that judge each token
 #if defined(__SSE2__)
   const bool four_at_a_time = c == 4 && p % 4 == 0;
 #else
@@ -84,37 +112,72 @@ void score(const float* target, const float* teacher, const float* student, cons
 #pragma omp parallel for schedule(static)
   for (int64_t idx = 0; idx < n * l; ++idx) {
     const float* tg = target + idx * d;
-    const float* te = teacher + idx * d;
-    const float* st = student + idx * d;
-    float err = 0.f, disc = 0.f;
-#pragma omp simd reduction(+ : err, disc)
-    for (int64_t j = 0; j < d; ++j) {
-      const float e = tg[j] - te[j], q = te[j] - st[j];
-      err += e * e;
-      disc += q * q;
+    float err = 0.f, disc = 0.f, used = 0.f;
+    for (int64_t pass = 0; pass < k; ++pass) {
+      const float hid = hidden[pass * per_pass + idx];
+      if (tokens == 1 ? hid != 0.f : tokens == 2 ? hid == 0.f : false) continue;  // 1: visible, 2: hidden
+      float e, q;
+      token_errors(tg, teacher + (pass * per_pass + idx) * d, student + (pass * per_pass + idx) * d, d, c,
+                   map_channel_weight, inv_norm, &e, &q);
+      err += e;
+      disc += q;
+      used += 1.f;
     }
-    token_error[idx] = err / static_cast<float>(d);
-    token_discrepancy[idx] = disc / static_cast<float>(d);
+    count[idx] = used;
+    token_error[idx] = used > 0.f ? err / used : 0.f;
+    token_discrepancy[idx] = used > 0.f ? disc / used : 0.f;
     if (maps == nullptr) continue;
 
     const int64_t i = idx / l, tok = idx % l, ty = tok / gw, tx = tok % gw;
     const float relative = peak[i] > 0.f ? weights[idx] / peak[i] : 1.f;
     float* dst = maps + (i * h + ty * p) * w + tx * p;
-#if defined(__SSE2__)
-    if (four_at_a_time) {
-      token_map_c4(te, st, p, w, relative, map_weight, discrepancy_weight, dst);
+    if (used == 0.f) {  // no selected pass: a zero map
+      for (int64_t py = 0; py < p; ++py) std::fill(dst + py * w, dst + py * w + p, 0.f);
       continue;
     }
+    const float scale = relative / used;
+    bool accumulate = false;
+    for (int64_t pass = 0; pass < k; ++pass) {
+      const float hid = hidden[pass * per_pass + idx];
+      if (tokens == 1 ? hid != 0.f : tokens == 2 ? hid == 0.f : false) continue;
+      const float* te = teacher + (pass * per_pass + idx) * d;
+      const float* st = student + (pass * per_pass + idx) * d;
+#if defined(__SSE2__)
+      if (four_at_a_time) {
+        token_map_c4(te, st, p, w, scale, map_low, map_weight, discrepancy_weight, accumulate, dst);
+        accumulate = true;
+        continue;
+      }
 #endif
-    token_map(te, st, c, p, w, relative, map_weight, discrepancy_weight, dst);
+      token_map(te, st, c, p, w, scale, map_low, map_weight, discrepancy_weight, accumulate, dst);
+      accumulate = true;
+    }
   }
 
   for (int64_t i = 0; i < n; ++i) {
-    double total = 0.0;
-    for (int64_t j = i * l; j < (i + 1) * l; ++j)
-      total += static_cast<double>(weights[j]) *
-               (static_cast<double>(token_error[j]) + discrepancy_weight * static_cast<double>(token_discrepancy[j]));
-    frame[i] = static_cast<float>(total);
+    const int64_t base = i * l;
+    double total = 0.0, mass = 0.0, top_weight = 0.0;
+    for (int64_t j = base; j < base + l; ++j) {
+      const double m = count[j] > 0.f ? (uniform ? 1.0 : static_cast<double>(weights[j])) : 0.0;
+      mass += m;
+      top_weight = std::max(top_weight, m);
+      total += m * (static_cast<double>(token_error[j]) + discrepancy_weight * static_cast<double>(token_discrepancy[j]));
+    }
+    if (frame_top == 0) {
+      frame[i] = mass > 0.0 ? static_cast<float>(total / mass) : 0.f;
+      continue;
+    }
+    // the mean of the frame_top largest token scores, each scaled by its weight relative to the top weight
+    std::vector<double> relative(static_cast<size_t>(l), 0.0);
+    for (int64_t j = base; j < base + l && top_weight > 0.0; ++j) {
+      const double m = count[j] > 0.f ? (uniform ? 1.0 : static_cast<double>(weights[j])) : 0.0;
+      relative[j - base] = (static_cast<double>(token_error[j]) +
+                            discrepancy_weight * static_cast<double>(token_discrepancy[j])) * (m / top_weight);
+    }
+    std::nth_element(relative.begin(), relative.begin() + (l - frame_top), relative.end());
+    double sum = 0.0;
+    for (int64_t j = l - frame_top; j < l; ++j) sum += relative[j];
+    frame[i] = static_cast<float>(sum / static_cast<double>(frame_top));
   }
 }
 

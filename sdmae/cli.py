@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", required=True, help="dataset root, in the layout its authors distribute")
     t.add_argument("--layout", choices=LAYOUT_CHOICES, help="dataset layout (detected when omitted)")
     t.add_argument("--preset", default="tiny", help="avenue, shanghaitech, ubnormal, ped2 or tiny")
+    t.add_argument("--recipe", default="sdmae", choices=["sdmae", "authors"],
+                   help="sdmae's defaults, or the authors' recipe (their official code's choices, see README)")
     t.add_argument("--out", required=True, help="run directory (config, checkpoints, log)")
     t.add_argument("--input-size", type=_size, help="model input size HxW (multiple of the patch)")
     t.add_argument("--patch", type=int, help="patch size")
@@ -44,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, help="peak learning rate")
     t.add_argument("--workers", type=int, help="data loading worker processes")
     t.add_argument("--seed", type=int, help="seed of weights, data order, masks and pasted anomalies")
-    t.add_argument("--objects", help="folder of RGBA cut-outs to paste as synthetic anomalies")
+    t.add_argument("--objects", help="folder of RGBA cut-outs, or a UBnormal root whose annotated abnormal "
+                   "objects (whole tracks) are pasted as synthetic anomalies (default: built-in cut-outs)")
     t.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
 
@@ -109,7 +112,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in {"epochs": args.epochs, "student_epochs": args.student_epochs,
                                    "batch_size": args.batch_size, "lr": args.lr, "num_workers": args.workers,
                                    "seed": args.seed}.items() if v is not None}
-    cfg = get_preset(args.preset, input_size=args.input_size, patch=args.patch, **overrides)
+    cfg = get_preset(args.preset, recipe=args.recipe, input_size=args.input_size, patch=args.patch, **overrides)
     _require_dir(args.data, "--data")
     result = train(cfg, args.data, args.layout, args.out, device=args.device, resume=args.resume,
                    objects=args.objects)

@@ -3,19 +3,22 @@
 frames -> kernels.prepare -> model (encoder, teacher, student) -> kernels.score
 -> frame scores, pixel maps -> temporal smoothing.
 
-Score of frame t (documented weights, ``ScoreConfig``):
-    token score     c_i = e_i + discrepancy_weight * d_i     (teacher error over all
-                    four channels, so the predicted anomaly map counts; plus the
-                    teacher-student discrepancy)
-    weighted_mean   s_t = sum_i w_i c_i                       (w: motion weights)
-    max             s_t = max_i c_i * w_i / max_j w_j
-    + cls_weight * sigmoid(classification logit) when the model has the head.
-Test-time masks are seeded by the frame index, so the same run scores the
-same frame identically alone, in any batch, offline or streaming.
+Score of frame t (documented weights, ``ScoreConfig``; formulas in
+:func:`sdmae.reference.score`): K complementary seeded masks, so every token is
+hidden from the encoder in one pass and visible in the others; each token is
+judged by the passes ``tokens`` selects, from its teacher error over all four
+output channels (the predicted anomaly map weighing ``map_channel_weight``
+RGB channels) plus ``discrepancy_weight`` times the teacher-student
+discrepancy; the frame score is their mean (uniform or motion-weighted) or
+max over tokens, plus ``cls_weight`` times the classification head's
+probability when the model has one. Masks are seeded by the frame index, so
+the same run scores the same frame identically alone, in any batch, offline
+or streaming.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import deque
 from dataclasses import dataclass, field
@@ -88,11 +91,13 @@ class Detector:
         self._uploaded: Any = None  # CUDA event: the last copy out of _pinned
 
     @classmethod
-    def load(cls, run_dir: str | os.PathLike, device: str = "cpu", precision: str = "auto") -> "Detector":
+    def load(cls, run_dir: str | os.PathLike, device: str = "cpu", precision: str = "auto",
+             score: dict | None = None) -> "Detector":
         """Load ``run_dir/student.pt`` (written by ``sdmae train`` after both stages).
 
         precision : "auto" (bf16 where ``device`` has native bf16, else fp32), "fp32",
             "bf16" or "fp16": the model's compute dtype (see :mod:`sdmae.fast`)
+        score : ScoreConfig fields to change from the run's, e.g. ``{"smoothing_sigma": 3.0}``
         """
         precision = resolve_precision(precision, device)
         run_dir = Path(run_dir)
@@ -106,8 +111,11 @@ class Detector:
         if not state["done"]:
             raise CheckpointError(f"{path} is from an unfinished training run (epoch {state['epoch'] + 1}); "
                                   "finish it with sdmae train --resume")
+        cfg = state["config"]
+        if score:
+            cfg.score = dataclasses.replace(cfg.score, **score)
         # Inference builds only what scoring needs (BatchNorm folded, shared block once).
-        return cls(FastScorer(load_model(state, path), precision=precision), state["config"], device)
+        return cls(FastScorer(load_model(state, path), precision=precision), cfg, device)
 
     # ----------------------------------------------------------------- core
 
@@ -138,54 +146,48 @@ class Detector:
         """
         sc, m = self.cfg.score, self.cfg.model
         inputs = torch.as_tensor(prep.inputs, device=self.device)
-        n, l = len(keys), m.num_tokens
+        l = m.num_tokens
         keys_t = torch.as_tensor(np.asarray(keys, dtype=np.int64))
         if sc.test_masks == 1:
             masks = [seeded_masks(keys_t, l, m.mask_ratio, seed=sc.mask_seed, device=self.device)]
-        else:
+        else:  # K complementary masks: every token hidden in one pass and visible in the others
             masks = complementary_masks(keys_t, l, m.mask_ratio, sc.test_masks, seed=sc.mask_seed,
                                         device=self.device)
-        teacher = student = cls_logit = None
+        teachers, students, probabilities = [], [], []
         with torch.inference_mode():
-            if len(masks) == 1:  # every token judged from the one pass (no weighting passes over the outputs)
-                out = self.model(inputs, *masks[0][:2], student=True)
-                teacher, student = out.teacher, out.student
+            for ids_keep, ids_restore, _ in masks:
+                out = self.model(inputs, ids_keep, ids_restore, student=True)
+                teachers.append(out.teacher.float())
+                students.append(out.student.float())
                 if out.cls_logit is not None:
-                    cls_logit = torch.sigmoid(out.cls_logit)
-            else:
-                hidden_count = torch.zeros(n, l, 1, device=self.device)
-                for ids_keep, ids_restore, mask in masks:
-                    out = self.model(inputs, ids_keep, ids_restore, student=True)
-                    # Several masks: each token is judged from the passes where it was hidden.
-                    use = mask[..., None]
-                    teacher = out.teacher * use if teacher is None else teacher + out.teacher * use
-                    student = out.student * use if student is None else student + out.student * use
-                    hidden_count += use
-                    if out.cls_logit is not None:
-                        prob = torch.sigmoid(out.cls_logit)
-                        cls_logit = prob if cls_logit is None else cls_logit + prob
-                teacher = teacher / hidden_count.clamp(min=1)
-                student = student / hidden_count.clamp(min=1)
+                    probabilities.append(torch.sigmoid(out.cls_logit.float()))
+            teacher, student = torch.stack(teachers), torch.stack(students)  # (K, N, L, p*p*4)
+            hidden = torch.stack([mask.float() for _, _, mask in masks])  # (K, N, L), 1 = hidden
         target = kernels.patchify(self._target_image(inputs), self.patch)
         weights = torch.as_tensor(prep.weights, device=self.device)
         on_gpu = self.device.type == "cuda"
 
         def host(t):
-            return t if on_gpu else t.float().cpu().contiguous().numpy()
+            return t if on_gpu else t.cpu().contiguous().numpy()
 
-        scores = kernels.score(host(target), host(teacher.float().contiguous()), host(student.float().contiguous()),
-                               host(weights), self.patch, self.size, discrepancy_weight=sc.discrepancy_weight,
-                               map_weight=sc.map_weight, with_maps=with_maps)
-        token_err, token_disc, frame, maps = (None if a is None else (a.cpu().numpy() if torch.is_tensor(a) else a)
-                                              for a in scores)
-        w = prep.weights.cpu().numpy() if torch.is_tensor(prep.weights) else prep.weights
-        if sc.frame_reduce == "max":
-            relative = w / np.maximum(w.max(axis=1, keepdims=True), 1e-12)
-            frame = ((token_err + sc.discrepancy_weight * token_disc) * relative).max(axis=1)
+        scores = kernels.score(host(target), host(teacher.contiguous()), host(student.contiguous()), host(weights),
+                               self.patch, self.size, hidden=host(hidden), **self.score_options,
+                               with_maps=with_maps)
+        frame, maps = (None if a is None else (a.cpu().numpy() if torch.is_tensor(a) else a)
+                       for a in (scores.frame, scores.maps))
         frame = frame.astype(np.float64)
-        if cls_logit is not None and sc.cls_weight > 0:
-            frame = frame + sc.cls_weight * (cls_logit / len(masks)).cpu().numpy()
+        if probabilities and sc.cls_weight > 0:  # the paper's third term: the classification head
+            frame = frame + sc.cls_weight * torch.stack(probabilities).mean(0).cpu().numpy()
         return frame, maps
+
+    @property
+    def score_options(self) -> dict:
+        """The ScoreConfig as :func:`sdmae.kernels.score` arguments."""
+        sc = self.cfg.score
+        return dict(discrepancy_weight=sc.discrepancy_weight, map_channel_weight=sc.map_channel_weight,
+                    map_low=self.cfg.model.map_normal, tokens=sc.tokens,
+                    uniform=sc.token_weighting == "uniform", frame_reduce=sc.frame_reduce,
+                    top_fraction=sc.top_fraction, map_weight=sc.map_weight)
 
     def _upload(self, frames: Any) -> torch.Tensor:
         """uint8 frames -> the GPU, through a reused pinned buffer (asynchronous copy).

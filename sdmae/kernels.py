@@ -451,21 +451,30 @@ def _prepare_cuda(frames: Any, c: np.ndarray, h: int, w: int, p: int, offset: in
     return Prepared(inputs, gradients, weights)
 
 
+_TOKEN_CODES = {rule: code for code, rule in enumerate(reference.TOKEN_RULES)}
+
+
 def score(target: Any, teacher: Any, student: Any, weights: Any, patch: int, size: tuple[int, int], *,
-          discrepancy_weight: float = 1.0, map_weight: float = 1.0, with_maps: bool = True,
+          hidden: Any = None, discrepancy_weight: float = 1.0, map_channel_weight: float = 1.0,
+          map_low: float = 0.0, tokens: str = "all", uniform: bool = False, frame_reduce: str = "mean",
+          top_fraction: float = 0.02, map_weight: float = 1.0, with_maps: bool = True,
           backend: str | None = None) -> Scores:
-    """The fused back end: token errors, frame scores and pixel anomaly maps.
+    """The fused back end: token errors, frame scores and pixel anomaly maps from K masked passes.
 
     Parameters
     ----------
-    target, teacher : (N, L, p*p*C) float32, patchified target and teacher output
-        (C = 4: RGB of the current frame and the anomaly map; the map target is
-        zero at test time)
-    student : (N, L, p*p*C) float32 or None (None: no discrepancy term)
+    target : (N, L, p*p*C) float32, patchified target (C = 4: RGB of the current
+        frame and the anomaly map, whose target is its "normal" value at test time)
+    teacher : (K, N, L, p*p*C) float32, the teacher's output of each pass
+        ((N, L, p*p*C) for a single pass)
+    student : like teacher, or None (None: no discrepancy term)
     weights : (N, L) float32 token motion weights
     patch : int
     size : (h, w) with (h/p) * (w/p) == L
-    discrepancy_weight, map_weight : float, see :func:`sdmae.reference.score`
+    hidden : (K, N, L) float32, 1 where the pass hid the token from the encoder
+        (None: a single pass that hid nothing, or whose masks do not matter)
+    discrepancy_weight, map_channel_weight, map_low, tokens, uniform, frame_reduce,
+    top_fraction, map_weight : see :func:`sdmae.reference.score`
     with_maps : bool, also compute the (N, h, w) pixel maps
 
     Returns
@@ -484,43 +493,71 @@ def score(target: Any, teacher: Any, student: Any, weights: Any, patch: int, siz
                          f"got {tuple(target.shape)}")
     if student is None:
         student = teacher
+    if getattr(teacher, "ndim", 0) == 3:  # one pass
+        teacher, student = teacher[None], student[None] if getattr(student, "ndim", 0) == 3 else student
     for name, a in (("teacher", teacher), ("student", student)):
-        _check_array(a, name, 3, "(N, L, p*p*C)", "float32")
-        if tuple(a.shape) != tuple(target.shape):
-            raise ValueError(f"{name} must have the shape of target {tuple(target.shape)}, got {tuple(a.shape)}")
+        _check_array(a, name, 4, "(K, N, L, p*p*C)", "float32")
+        if tuple(a.shape[1:]) != tuple(target.shape) or a.shape[0] < 1:
+            raise ValueError(f"{name} must have shape (K, *target.shape) = (K, {n}, {l}, {d}), got {tuple(a.shape)}")
+    k = teacher.shape[0]
+    if tuple(student.shape) != tuple(teacher.shape):
+        raise ValueError(f"student must have the shape of teacher {tuple(teacher.shape)}, got {tuple(student.shape)}")
+    if hidden is None:
+        hidden = np.zeros((k, n, l), np.float32)
+        if _is_tensor(target):
+            import torch
+
+            hidden = torch.as_tensor(hidden, device=target.device)
+    _check_array(hidden, "hidden", 3, "(K, N, L)", "float32")
+    if tuple(hidden.shape) != (k, n, l):
+        raise ValueError(f"hidden must have shape (K, N, L) = {(k, n, l)}, got {tuple(hidden.shape)}")
     _check_array(weights, "weights", 2, "(N, L)", "float32")
     if tuple(weights.shape) != (n, l):
         raise ValueError(f"weights must have shape (N, L) = {(n, l)}, got {tuple(weights.shape)}")
-    dw, mw = float(discrepancy_weight), float(map_weight)
-    if not (np.isfinite(dw) and np.isfinite(mw)):
-        raise ValueError("discrepancy_weight and map_weight must be finite")
+    dw, cw, mw, low = float(discrepancy_weight), float(map_channel_weight), float(map_weight), float(map_low)
+    if not all(np.isfinite(v) for v in (dw, cw, mw, low)):
+        raise ValueError("discrepancy_weight, map_channel_weight, map_weight and map_low must be finite")
+    if cw < 0 or low >= 1:
+        raise ValueError(f"map_channel_weight must be >= 0 and map_low < 1, got {cw} and {low}")
+    if tokens not in _TOKEN_CODES:
+        raise ValueError(f"tokens must be one of {reference.TOKEN_RULES}, got {tokens!r}")
+    if frame_reduce not in reference.FRAME_REDUCES:
+        raise ValueError(f"frame_reduce must be one of {reference.FRAME_REDUCES}, got {frame_reduce!r}")
+    if not 0.0 <= float(top_fraction) <= 1.0:
+        raise ValueError(f"top_fraction must be in [0, 1], got {top_fraction}")
+    frame_top = 0 if frame_reduce == "mean" else reference.top_count(frame_reduce, float(top_fraction), l)
+    options = (dw, cw, low, tokens, bool(uniform), frame_top, mw)
 
-    chosen = _resolve_backend(backend, _on_cuda(target, teacher, student, weights))
+    chosen = _resolve_backend(backend, _on_cuda(target, teacher, student, hidden, weights))
     if chosen == "cuda":
-        return _score_cuda(target, teacher, student, weights, patch, h, w, dw, mw, with_maps)
-    tg, te, st, wt = (_to_numpy(a) for a in (target, teacher, student, weights))
+        return _score_cuda(target, teacher, student, hidden, weights, patch, h, w, options, with_maps)
+    tg, te, st, hd, wt = (_to_numpy(a) for a in (target, teacher, student, hidden, weights))
     if chosen == "numpy":
-        result = reference.score(tg, te, st, wt, patch, (h, w), dw, mw, with_maps)
+        result = reference.score(tg, te, st, hd, wt, patch, (h, w), dw, cw, low, tokens, bool(uniform),
+                                 frame_reduce, mw, with_maps, float(top_fraction))
     else:
         result = Scores(np.empty((n, l), np.float32), np.empty((n, l), np.float32), np.empty(n, np.float32),
                         np.empty((n, h, w), np.float32) if with_maps else None)
-        _C.score(tg, te, st, wt, patch, h, w, dw, mw, *result)
+        _C.score(tg, te, st, hd, wt, patch, h, w, dw, cw, low, _TOKEN_CODES[tokens], bool(uniform), frame_top,
+                 mw, *result)
     return Scores(*(_like(a, target) for a in result))
 
 
-def _score_cuda(target: Any, teacher: Any, student: Any, weights: Any, p: int, h: int, w: int,
-                dw: float, mw: float, with_maps: bool) -> Scores:
+def _score_cuda(target: Any, teacher: Any, student: Any, hidden: Any, weights: Any, p: int, h: int, w: int,
+                options: tuple, with_maps: bool) -> Scores:
     import torch
 
-    tg, te, st, wt = _cuda_prepare_tensors(target, teacher, student, weights)
-    n, l, d = tg.shape
+    dw, cw, low, tokens, uniform, frame_top, mw = options
+    tg, te, st, hd, wt = _cuda_prepare_tensors(target, teacher, student, hidden, weights)
+    k, n, l, d = te.shape
     device = tg.device
     err = torch.empty((n, l), dtype=torch.float32, device=device)
     disc = torch.empty((n, l), dtype=torch.float32, device=device)
     frame = torch.empty((n,), dtype=torch.float32, device=device)
     maps = torch.empty((n, h, w), dtype=torch.float32, device=device) if with_maps else None
     with torch.cuda.device(device):
-        _C_cuda.score(tg.data_ptr(), te.data_ptr(), st.data_ptr(), wt.data_ptr(), n, l, d // (p * p), p, h, w, dw, mw,
+        _C_cuda.score(tg.data_ptr(), te.data_ptr(), st.data_ptr(), hd.data_ptr(), wt.data_ptr(), k, n, l,
+                      d // (p * p), p, h, w, dw, cw, low, _TOKEN_CODES[tokens], uniform, frame_top, mw,
                       err.data_ptr(), disc.data_ptr(), frame.data_ptr(), 0 if maps is None else maps.data_ptr(),
                       _stream(device))
     return Scores(err, disc, frame, maps)

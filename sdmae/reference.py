@@ -35,7 +35,7 @@ class Scores(NamedTuple):
 
     token_error : (N, L) float32 -- teacher reconstruction error per token
     token_discrepancy : (N, L) float32 -- teacher-student discrepancy per token
-    frame : (N,) float32 -- motion-weighted frame anomaly score
+    frame : (N,) float32 -- frame anomaly score
     maps : (N, h, w) float32 or None -- pixel anomaly map
     """
 
@@ -43,6 +43,10 @@ class Scores(NamedTuple):
     token_discrepancy: np.ndarray
     frame: np.ndarray
     maps: np.ndarray | None
+
+
+TOKEN_RULES = ("all", "visible", "hidden")
+FRAME_REDUCES = ("mean", "max", "top")
 
 
 def patchify(x: np.ndarray, p: int) -> np.ndarray:
@@ -191,53 +195,101 @@ def prepare(
     return Prepared(inputs, gradients, token_weights(gradients, patch))
 
 
+def top_count(frame_reduce: str, top_fraction: float, l: int) -> int:
+    """Tokens averaged by the "max" (1) and "top" (a fraction of L, at least 1) reductions."""
+    return 1 if frame_reduce == "max" else max(1, min(l, round(top_fraction * l)))
+
+
 def score(
     target: np.ndarray,
     teacher: np.ndarray,
     student: np.ndarray,
+    hidden: np.ndarray,
     weights: np.ndarray,
     patch: int,
     size: tuple[int, int],
     discrepancy_weight: float = 1.0,
+    map_channel_weight: float = 1.0,
+    map_low: float = 0.0,
+    tokens: str = "all",
+    uniform: bool = False,
+    frame_reduce: str = "mean",
     map_weight: float = 1.0,
     with_maps: bool = True,
+    top_fraction: float = 0.02,
 ) -> Scores:
-    """The back end: token errors, frame scores and pixel anomaly maps.
+    """The back end: token errors, frame scores and pixel anomaly maps from K passes.
 
-    With j running over the p*p*C values of token i and c over channels:
-      e_i = mean_j (target_ij - teacher_ij)^2           teacher error
-      d_i = mean_j (teacher_ij - student_ij)^2          teacher-student discrepancy
-      frame = sum_i w_i * (e_i + discrepancy_weight * d_i)
-    At test time the target's last channel (the anomaly map) is all zero, so
-    the predicted map enters e_i: the paper's third term.
-    Pixel map, for a pixel of token i with values t_c (teacher), s_c (student):
-      map = (map_weight * clip(t_last, 0, 1) + discrepancy_weight * mean_c (t_c - s_c)^2)
-            * w_i / max_j w_j
-    i.e. the predicted anomaly channel plus the discrepancy, scaled by the
-    token's motion weight relative to the sample's most moving token.
+    Each pass k ran the model with its own mask (``hidden[k]``, 1 where the
+    encoder did not see the token). With j over the p*p*C values of a token,
+    c(j) its channel and a_c = 1 except for the last channel (the anomaly map),
+    a_{C-1} = map_channel_weight:
+      e_ki = sum_j a_c(j) (target_ij - teacher_kij)^2 / sum_j a_c(j)     teacher error
+      d_ki = sum_j a_c(j) (teacher_kij - student_kij)^2 / sum_j a_c(j)   discrepancy
+    A token is judged from the passes ``tokens`` selects (u_ki = 1): "all" of
+    them, those where it was "visible", or those where it was "hidden":
+      e_i = mean over selected k of e_ki (likewise d_i);  c_i = e_i + discrepancy_weight * d_i
+    and only tokens with a selected pass count (v_i = 1, else 0). With token
+    weights m_i = v_i (``uniform``) or v_i * weights_i (motion):
+      frame = sum_i m_i c_i / sum_i m_i        ("mean"; 0 when no weight)
+      frame = max_i c_i * m_i / max_j m_j      ("max")
+      frame = mean of the k largest c_i * m_i / max_j m_j, k = max(1, round(top_fraction * L))   ("top")
+    At test time the target's last channel is the map's "normal" value
+    everywhere, so the predicted anomaly map enters e_i: the paper's third term.
+    Pixel map, for a pixel of token i with values t_c (teacher), s_c (student),
+    averaged over the selected passes:
+      map = (map_weight * clip((t_last - map_low) / (1 - map_low), 0, 1)
+             + discrepancy_weight * mean_c (t_c - s_c)^2) * weights_i / max_j weights_j
+    the predicted anomaly probability plus the discrepancy, scaled by the
+    token's motion relative to the sample's most moving token (0 where no pass
+    was selected).
 
-    target, teacher, student : (N, L, p*p*C) float32
-    weights : (N, L) float32
+    target : (N, L, p*p*C) float32
+    teacher, student : (K, N, L, p*p*C) float32
+    hidden : (K, N, L) float32, 1 = hidden from the encoder in pass k
+    weights : (N, L) float32 motion weights
     size : (h, w) with (h/p) * (w/p) == L
+    tokens : "all" | "visible" | "hidden";  frame_reduce : "mean" | "max" | "top"
     returns : :class:`Scores`
     """
-    n, l, d = target.shape
+    k, n, l, d = teacher.shape
     c = d // (patch * patch)
-    # read 3*N*L*D floats, write 2*N*L + N (+ N*h*w with maps)
-    sq_err = (target - teacher) ** 2  # (N, L, D)
-    sq_disc = (teacher - student) ** 2  # (N, L, D)
-    token_error = sq_err.mean(axis=-1, dtype=np.float32)
-    token_discrepancy = sq_disc.mean(axis=-1, dtype=np.float32)
+    # read (2K + 1) * N*L*D floats, write 2*N*L + N (+ N*h*w with maps)
+    a = np.ones(c, np.float32)
+    a[c - 1] = map_channel_weight
+    a_tok = np.tile(a, patch * patch)  # (D,): the channel weight of every token value
+    norm = np.float32(a_tok.sum())
+    err_k = ((target[None] - teacher) ** 2 * a_tok).sum(axis=-1, dtype=np.float32) / norm  # (K, N, L)
+    disc_k = ((teacher - student) ** 2 * a_tok).sum(axis=-1, dtype=np.float32) / norm
+    use = {"all": np.ones_like(hidden), "visible": 1 - hidden, "hidden": hidden}[tokens].astype(np.float32)
+    count = use.sum(axis=0)  # (N, L) passes that judge each token
+    safe = np.maximum(count, 1)
+    token_error = ((err_k * use).sum(axis=0) / safe).astype(np.float32)
+    token_discrepancy = ((disc_k * use).sum(axis=0) / safe).astype(np.float32)
     dw = np.float32(discrepancy_weight)
-    frame = (weights * (token_error + dw * token_discrepancy)).sum(axis=-1, dtype=np.float32)
+    token_score = token_error + dw * token_discrepancy  # (N, L)
+    m = (count > 0).astype(np.float32)
+    if not uniform:
+        m = m * weights
+    if frame_reduce == "mean":
+        total = m.sum(axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frame = np.where(total > 0, (m * token_score).sum(axis=-1) / total, 0)
+    else:
+        top = m.max(axis=-1, keepdims=True)
+        relative = token_score * m / np.where(top > 0, top, 1)  # (N, L); 0 for unjudged tokens
+        k_top = top_count(frame_reduce, top_fraction, l)
+        frame = np.sort(relative, axis=-1)[:, l - k_top:].mean(axis=-1, dtype=np.float32)
 
     maps = None
     if with_maps:
         peak = weights.max(axis=-1, keepdims=True)  # (N, 1)
         with np.errstate(invalid="ignore", divide="ignore"):
             relative = np.where(peak > 0, weights / peak, np.float32(1)).astype(np.float32)  # (N, L)
-        pixels = sq_disc.reshape(n, l, patch * patch, c).mean(axis=-1)  # (N, L, p*p)
-        predicted = np.clip(teacher.reshape(n, l, patch * patch, c)[..., c - 1], 0, 1)  # (N, L, p*p)
-        pixel_score = (np.float32(map_weight) * predicted + dw * pixels) * relative[..., None]
+        te = teacher.reshape(k, n, l, patch * patch, c)
+        pixels = ((teacher - student) ** 2).reshape(k, n, l, patch * patch, c).mean(axis=-1)  # (K, N, L, p*p)
+        predicted = np.clip((te[..., c - 1] - np.float32(map_low)) / np.float32(1 - map_low), 0, 1)
+        per_pass = np.float32(map_weight) * predicted + dw * pixels  # (K, N, L, p*p)
+        pixel_score = (per_pass * use[..., None]).sum(axis=0) / safe[..., None] * (relative * (count > 0))[..., None]
         maps = unpatchify(pixel_score.astype(np.float32), patch, *size)[:, 0]  # (N, h, w)
     return Scores(token_error, token_discrepancy, frame.astype(np.float32), maps)

@@ -322,7 +322,7 @@ def train(cfg: Config, data: str | os.PathLike, layout: str | None, run_dir: str
         frames = TrainFrames.from_dataset(data, layout, cfg.model.input_size, progress and ctx.is_main)
     bank = None
     if cfg.train.anomaly_probability > 0:
-        bank = ObjectBank.from_folder(objects) if objects else ObjectBank.builtin()
+        bank = ObjectBank.from_path(objects) if objects else ObjectBank.builtin()
     dataset = TrainSamples(frames, cfg, bank)
 
     model = build_model(cfg).to(ctx.device)

@@ -137,6 +137,10 @@ def test_bank_from_ubnormal_cuts_whole_tracks(tmp_path):
         assert np.abs(np.diff(track.offsets, axis=0)).sum() > 0  # the object moves along its track
     with pytest.raises(ValueError, match="no annotated abnormal objects.*'train'"):
         ObjectBank.from_ubnormal(root, split="train")  # the synthetic train split is all normal
+    # --objects takes a UBnormal root as well as a folder of cut-outs (its training split's objects)
+    (root / "scripts" / "abnormal_train_video_names.txt").write_text(
+        (root / "scripts" / "abnormal_test_video_names.txt").read_text())
+    assert ObjectBank.from_path(root).name == "ubnormal:train"
 
 
 def test_a_pasted_track_follows_its_own_motion():

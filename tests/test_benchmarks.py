@@ -8,14 +8,16 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-SCRIPTS = ["bench_kernels.py", "bench_model.py", "bench_pipeline.py", "bench_train.py"]
+SCRIPTS = ["bench_kernels.py", "bench_model.py", "bench_pipeline.py", "bench_train.py", "bench_accuracy.py"]
 
 
 @pytest.mark.parametrize("script,extra", [(s, []) for s in SCRIPTS] + [
     ("bench_pipeline.py", ["--source", "memory"]), ("bench_pipeline.py", ["--source", "streams", "--streams", "3"]),
     ("bench_train.py", ["--bf16"])])
-def test_benchmark_quick(script, extra):
+def test_benchmark_quick(script, extra, tmp_path):
     path = BENCH / script
+    if script == "bench_accuracy.py":
+        extra = [*extra, "--work", str(tmp_path)]  # its dev sets and trained runs
     if not path.is_file():
         pytest.skip(f"{script} not in this checkout")
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))

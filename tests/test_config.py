@@ -45,7 +45,8 @@ def test_round_trip(name):
 
 def test_round_trip_non_default():
     cfg = get_preset("tiny", input_size=(32, 48), patch=4, lr=3e-4, seed=7)
-    cfg.model.token_mixer, cfg.model.cls_head, cfg.score.frame_reduce = "linear", True, "max"
+    cfg.model.token_mixer, cfg.model.pos_embed, cfg.model.cls_head = "linear", True, True
+    cfg.score.frame_reduce, cfg.score.tokens = "max", "visible"
     again = Config.from_dict(json.loads(json.dumps(cfg.to_dict())))
     assert again == cfg and again.model.input_size == (32, 48)
 

@@ -207,26 +207,36 @@ def test_prepare_writes_into_out(rng):
     assert_close(out.weights, reference.prepare(frames, np.array([1, 3]), (8, 8), 4).weights)
 
 
+SCORE_OPTIONS = [  # (tokens, uniform, frame_reduce, map_channel_weight, map_low)
+    ("all", False, "mean", 1.0, 0.0), ("visible", True, "mean", 3.0, -1.0), ("hidden", False, "max", 0.5, -1.0),
+    ("visible", True, "max", 1.0, 0.0), ("all", True, "top", 3.0, -1.0), ("visible", False, "top", 1.0, 0.0)]
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind", LAYOUTS)
-@pytest.mark.parametrize("n,size,p,c,with_maps,has_student", [
-    (1, (8, 8), 4, 4, True, True), (3, (16, 24), 8, 4, True, True), (2, (16, 32), 16, 1, True, True),
-    (2, (12, 12), 2, 4, False, True), (2, (8, 12), 4, 4, True, False),
+@pytest.mark.parametrize("options", SCORE_OPTIONS)
+@pytest.mark.parametrize("k,n,size,p,c,with_maps,has_student", [
+    (1, 1, (8, 8), 4, 4, True, True), (2, 3, (16, 24), 8, 4, True, True), (2, 2, (16, 32), 16, 1, True, True),
+    (3, 2, (12, 12), 2, 4, False, True), (2, 2, (8, 12), 4, 4, True, False),
     # maps: the four-pixels-at-a-time path needs c == 4 and p % 4 == 0; these take the general one
-    (2, (12, 12), 2, 4, True, True), (2, (12, 16), 4, 3, True, True), (1, (6, 9), 3, 4, True, True)])
-def test_score_matches_twin(rng, backend, kind, n, size, p, c, with_maps, has_student):
+    (2, 2, (12, 12), 2, 4, True, True), (1, 2, (12, 16), 4, 3, True, True), (2, 1, (6, 9), 3, 4, True, True)])
+def test_score_matches_twin(rng, backend, kind, options, k, n, size, p, c, with_maps, has_student):
+    tokens, uniform, reduce, cw, low = options
     l, d = (size[0] // p) * (size[1] // p), p * p * c
-    target, teacher, student = (rng.standard_normal((n, l, d), dtype=np.float32) for _ in range(3))
+    target = rng.standard_normal((n, l, d), dtype=np.float32)
+    teacher, student = (rng.standard_normal((k, n, l, d), dtype=np.float32) for _ in range(2))
+    hidden = (rng.random((k, n, l)) < 0.5).astype(np.float32)
+    hidden[:, 0, 0] = 1.0 if tokens == "visible" else 0.0  # a token no selected pass judges (unless "all")
     weights = reference.token_weights(rng.random((n, 3) + size, dtype=np.float32), p)
     weights[0] = 0  # degenerate weights: the map falls back to relative weight 1
-    args = [on(backend, layout(a, kind)) for a in (target, teacher, student if has_student else None, weights)
-            if a is not None]
-    if not has_student:
-        args.insert(2, None)
-    got = kernels.score(*args, p, size, discrepancy_weight=0.7, map_weight=1.3, with_maps=with_maps,
-                        backend=backend)
-    expected = reference.score(target, teacher, student if has_student else teacher, weights, p, size, 0.7, 1.3,
-                               with_maps)
+    arrays = [target, teacher, student if has_student else None, weights, hidden]
+    target_, teacher_, student_, weights_, hidden_ = (None if a is None else on(backend, layout(a, kind))
+                                                      for a in arrays)
+    got = kernels.score(target_, teacher_, student_, weights_, p, size, hidden=hidden_, discrepancy_weight=0.7,
+                        map_channel_weight=cw, map_low=low, tokens=tokens, uniform=uniform, frame_reduce=reduce,
+                        top_fraction=0.1, map_weight=1.3, with_maps=with_maps, backend=backend)
+    expected = reference.score(target, teacher, student if has_student else teacher, hidden, weights, p, size, 0.7,
+                               cw, low, tokens, uniform, reduce, 1.3, with_maps, 0.1)
     for a, b in zip(got, expected):
         if b is None:
             assert a is None
@@ -243,6 +253,28 @@ def test_score_formula_by_hand():
     assert s.token_discrepancy[0, 0] == pytest.approx(4 / 4)
     assert s.frame[0] == pytest.approx(5.25 / 4 + 2.0)
     assert s.maps[0, 0, 0] == pytest.approx(0.5 + 2.0 * 1.0)
+    # the map channel weighs 3: (1 + 4 + 0 + 3 * 0.25) / 6; a signed map reads 0.5 as probability 0.75
+    s = kernels.score(target, teacher, student, np.ones((1, 1), np.float32), 1, (1, 1), discrepancy_weight=0.0,
+                      map_channel_weight=3.0, map_low=-1.0)
+    assert s.token_error[0, 0] == pytest.approx(5.75 / 6)
+    assert s.maps[0, 0, 0] == pytest.approx(0.75)
+
+
+def test_score_passes_judge_their_visible_tokens():
+    # two passes over 2 tokens: token 0 hidden in pass 0, token 1 hidden in pass 1
+    target = np.zeros((1, 2, 4), np.float32)
+    teacher = np.stack([np.full((1, 2, 4), 1.0, np.float32), np.full((1, 2, 4), 3.0, np.float32)])  # (2, 1, 2, 4)
+    hidden = np.array([[[1, 0]], [[0, 1]]], np.float32)
+    w = np.full((1, 2), 0.5, np.float32)
+    visible = kernels.score(target, teacher, teacher, w, 1, (1, 2), hidden=hidden, tokens="visible")
+    np.testing.assert_allclose(visible.token_error, [[9.0, 1.0]])  # token 0 from pass 1, token 1 from pass 0
+    every = kernels.score(target, teacher, teacher, w, 1, (1, 2), hidden=hidden, tokens="all")
+    np.testing.assert_allclose(every.token_error, [[5.0, 5.0]])
+    top = kernels.score(target, teacher, teacher, w, 1, (1, 2), hidden=hidden, tokens="visible", frame_reduce="max")
+    assert top.frame[0] == pytest.approx(9.0)
+    both = kernels.score(target, teacher, teacher, w, 1, (1, 2), hidden=hidden, tokens="visible", frame_reduce="top",
+                         top_fraction=1.0)
+    assert both.frame[0] == pytest.approx(5.0)  # the mean of the two largest of two
 
 
 def test_torch_cpu_tensors_in_and_out(rng):
@@ -307,7 +339,10 @@ IDS = np.zeros((2, 2), np.int64)
     (lambda: kernels.prepare(FRAMES, [0], (8, 8), 4, offset=-1), ValueError, "offset must be >= 0"),
     (lambda: kernels.prepare(FRAMES, [0], 8, 4), ValueError, "size must be a pair"),
     (lambda: kernels.score(TOK, TOK, TOK, W, 4, (8, 12)), ValueError, "target must have shape (N, 6,"),
-    (lambda: kernels.score(TOK, TOK[:1], TOK, W, 4, (8, 8)), ValueError, "teacher must have the shape of target"),
+    (lambda: kernels.score(TOK, TOK[:1], TOK, W, 4, (8, 8)), ValueError, "teacher must have shape (K, *target.shape)"),
+    (lambda: kernels.score(TOK, TOK, TOK, W, 4, (8, 8), tokens="some"), ValueError, "tokens must be one of"),
+    (lambda: kernels.score(TOK, TOK, TOK, W, 4, (8, 8), frame_reduce="median"), ValueError, "frame_reduce must"),
+    (lambda: kernels.score(TOK, TOK, TOK, W, 4, (8, 8), hidden=W), ValueError, "hidden must have shape"),
     (lambda: kernels.score(TOK, TOK, TOK, W[:, :3], 4, (8, 8)), ValueError, "weights must have shape (N, L)"),
     (lambda: kernels.score(TOK, TOK, TOK.astype(np.float16), W, 4, (8, 8)), TypeError, "student must have dtype"),
     (lambda: kernels.score(TOK[:0], TOK[:0], TOK[:0], W[:0], 4, (8, 8)), ValueError, "empty batch"),
@@ -355,7 +390,8 @@ def test_random_shapes_and_dtypes_never_crash(op, dims, p, dtype, seed):
             size = (p, 2 * p) if p > 0 else (0, 0)
             wts = np.full(a.shape[:2], 0.5, np.float32) if a.ndim >= 2 else a
             got, expected = kernels.score(a, a * 0.5 if a.ndim else a, a, wts, p, size), None
-            expected = lambda: reference.score(a, a * 0.5, a, wts, p, size)  # noqa: E731
+            hid = np.zeros((1,) + a.shape[:2], np.float32)
+            expected = lambda: reference.score(a, (a * 0.5)[None], a[None], hid, wts, p, size)  # noqa: E731
     except (ValueError, TypeError):
         return
     want = expected()

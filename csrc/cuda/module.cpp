@@ -72,15 +72,16 @@ PYBIND11_MODULE(_C_cuda, m) {
                          ptr<const int64_t>(sample_slots), n, h, w, p, ptr<float>(cache), ptr<float>(inputs),
                          ptr<float>(gradients), ptr<float>(weights), stream_of(stream));
   });
-  m.def("score", [](std::uintptr_t target, std::uintptr_t teacher, std::uintptr_t student, std::uintptr_t weights,
-                    int64_t n, int64_t l, int64_t c, int64_t p, int64_t h, int64_t w, float discrepancy_weight,
-                    float map_weight, std::uintptr_t token_error, std::uintptr_t token_discrepancy,
+  m.def("score", [](std::uintptr_t target, std::uintptr_t teacher, std::uintptr_t student, std::uintptr_t hidden,
+                    std::uintptr_t weights, int64_t k, int64_t n, int64_t l, int64_t c, int64_t p, int64_t h, int64_t w,
+                    float discrepancy_weight, float map_channel_weight, float map_low, int tokens, bool uniform,
+                    int64_t frame_top, float map_weight, std::uintptr_t token_error, std::uintptr_t token_discrepancy,
                     std::uintptr_t frame, std::uintptr_t maps, std::uintptr_t stream) {
     require_device();
     py::gil_scoped_release release;
     sdmae::cuda::score(ptr<const float>(target), ptr<const float>(teacher), ptr<const float>(student),
-                       ptr<const float>(weights), n, l, c, p, h, w, discrepancy_weight, map_weight,
-                       ptr<float>(token_error), ptr<float>(token_discrepancy), ptr<float>(frame), ptr<float>(maps),
-                       stream_of(stream));
+                       ptr<const float>(hidden), ptr<const float>(weights), k, n, l, c, p, h, w, discrepancy_weight,
+                       map_channel_weight, map_low, tokens, uniform, frame_top, map_weight, ptr<float>(token_error),
+                       ptr<float>(token_discrepancy), ptr<float>(frame), ptr<float>(maps), stream_of(stream));
   });
 }

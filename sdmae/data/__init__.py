@@ -4,6 +4,8 @@
 ``datasets``   benchmark layouts (Avenue, ShanghaiTech, UCSD Ped1/2, UBnormal) and
                plain folders as uniform :class:`VideoRecord` lists
 ``synthetic``  the embedded synthetic surveillance scene (demo and test data)
+``footage``    dev sets cut from real fixed-camera footage, anomalies made of the footage
+``layouts``    writers of the benchmark layouts, shared by ``synthetic`` and ``footage``
 ``anomalies``  moving foreign objects pasted into training clips
 """
 
