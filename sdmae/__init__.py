@@ -17,4 +17,4 @@ Shape glossary used in every docstring:
     p patch size, L tokens per frame (= (h/p) * (w/p)), D embedding dim.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

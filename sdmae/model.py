@@ -9,22 +9,20 @@ Predictions are (N, L, p*p*out_chans): tokens row-major over the (h/p, w/p)
 grid, inside a token (row in patch, column in patch, channel) -- see patchify().
 
 Design notes:
-  * CvT's depth-wise conv q/k/v projections meet the masked token set by
-    scattering visible tokens back onto the grid (zeros where masked) and
-    gathering them after the conv ("scatter"), so conv neighbours are real
-    neighbours. BatchNorm runs after the gather: its statistics see real
-    tokens only, so masked pixels cannot reach the encoder through them.
+  * CvT's depth-wise conv q/k/v projections need a grid; the encoder sees only
+    the visible tokens (see tokens_to_grid). "shuffled" (the authors', the
+    default) lays them out in mask order, so the encoder has little spatial
+    context; "scatter" puts them back on the grid, zeros where masked, so conv
+    neighbours are real neighbours. BatchNorm runs on the visible tokens only,
+    so masked pixels cannot reach the encoder through its statistics.
   * Patch embedding is non-overlapping (kernel = stride = p) for the same
-    reason: an overlapping kernel would show visible tokens masked pixels.
-  * Ablation, tiny preset, synthetic moving squares, 400 steps of batch 32,
-    held-out masked-token MSE (plain / motion-weighted), mean of 3 seeds:
-      scatter + pos_embed   0.0184 / 0.0532
-      scatter, no pos       0.0184 / 0.0538
-      linear + pos_embed    0.0518 / 0.0997  (0.0544 / 0.0998 after 800 steps,
-                                              about scatter's wall time)
-    So "scatter" is the default; pos_embed makes no measurable difference next
-    to it (seed spread ~2 %), and stays on as it costs one add and gives the
-    decoder's identical mask tokens a position of their own.
+    reason: an overlapping kernel would show visible tokens masked pixels. Only
+    the visible patches are embedded (embed_visible).
+  * Choices are made by AUC on real footage, not by reconstruction error: on
+    synthetic moving squares "scatter" reached a 3x lower held-out masked-token
+    error than a linear mixer, yet a detector needs abnormal content
+    reconstructed badly, and a model that inpaints everything well is a worse
+    one (benchmarks/RESULTS.md, accuracy on real footage).
 """
 
 from __future__ import annotations
