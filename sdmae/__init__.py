@@ -9,6 +9,7 @@ Pipeline (one module per stage)::
     sdmae.kernels   prepare (frames -> 9-channel inputs, motion weights), score
     sdmae.model     masked AE: encoder, teacher decoder, student head
     sdmae.train     two-stage training (teacher, then self-distilled student)
+    sdmae.checkpoint  the checkpoint format: save, safe load, the model it holds
     sdmae.detector  score videos and streams with a trained run
     sdmae.postprocess, sdmae.metrics, sdmae.report
 

@@ -89,7 +89,7 @@ def _add_precision(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .data import DatasetError, VideoError
-    from .train import CheckpointError
+    from .checkpoint import CheckpointError
 
     from . import distributed
 

@@ -29,12 +29,12 @@ import numpy as np
 import torch
 
 from . import kernels
+from .checkpoint import CheckpointError, load_checkpoint, load_model
 from .config import Config
 from .data import iter_frames, prefetch
 from .fast import FastScorer, resolve_precision
 from .model import SDMAE, complementary_masks, seeded_masks
 from .postprocess import CausalSmoother, clean_map, normalize_per_video, smooth_scores
-from .train import CheckpointError, load_checkpoint, load_model
 
 
 # On a CPU a forward pass runs fastest with a few thousand tokens in the batch:

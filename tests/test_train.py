@@ -107,3 +107,30 @@ def test_bad_checkpoints_are_named(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+class _RunsCode:
+    """A pickle payload: unpickling it would call os.getpid (harmless, but code all the same)."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.getpid, ())
+
+
+def test_hostile_checkpoint_is_refused_with_our_message_not_torchs_hint(tmp_path):
+    hostile = tmp_path / "hostile.pt"
+    torch.save({"format": "sdmae-checkpoint-v1", "model": _RunsCode()}, hostile)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(hostile)
+    message = str(info.value)
+    assert "hostile.pt" in message and "was not loaded" in message
+    assert "weights_only" not in message  # torch's hint would tell the user to run the file's code
+
+
+def test_scoring_does_not_import_training():
+    import subprocess
+    import sys
+
+    code = "import sdmae.detector, sdmae.cli, sys; assert 'sdmae.train' not in sys.modules, 'sdmae.train imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,182 @@
+"""Training samples: the training split decoded once, and the samples cut from it.
+
+:class:`TrainFrames` holds every training video as uint8 at (at most) the
+model size; :class:`TrainSamples` turns sample i into the model's inputs,
+its 4-channel target (clean frame t + anomaly map) and its token weights,
+pasting a moving object or speeding the clip up for pseudo-anomalies.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from .. import kernels
+from ..config import Config
+from .anomalies import ObjectBank, maybe_paste
+from .datasets import load_dataset
+
+
+class TrainFrames:
+    """Decoded training videos held as uint8, each frame decoded once.
+
+    Frames larger than the model input are resized to it on load (bilinear,
+    half-pixel centres, the convention of :func:`sdmae.kernels.prepare`), so a
+    long dataset fits in memory; the motion gradients are then computed at the
+    model size, as at test time.
+    """
+
+    def __init__(self, videos: Sequence[np.ndarray]):
+        self.videos = list(videos)  # each (T, H, W, 3) uint8
+        self.index = np.array([(v, t) for v, clip in enumerate(self.videos) for t in range(len(clip))],
+                              dtype=np.int64).reshape(-1, 2)  # (S, 2) sample -> (video, frame)
+
+    @classmethod
+    def from_dataset(cls, root: str | os.PathLike, layout: str | None, size: tuple[int, int],
+                     progress: bool = True) -> "TrainFrames":
+        """Decode a dataset's training split at (at most) model size.
+
+        Training is one-class: where a training video has frame labels (UBnormal's
+        abnormal training videos), only its runs of normal frames are kept, each
+        as a video of its own, so no abnormal frame is ever a neighbour either.
+        """
+        records = load_dataset(root, layout, split="train")
+        videos = []
+        for rec in _progress(records, progress, "decoding training videos"):
+            chunks, chunk = [], []
+            for frame in rec.iter_frames():
+                chunk.append(frame)
+                if len(chunk) == 64:  # resize in batches: one interpolate call per 64 frames
+                    chunks.append(_shrink(np.stack(chunk), size))
+                    chunk = []
+            if chunk:
+                chunks.append(_shrink(np.stack(chunk), size))
+            if not chunks:
+                raise ValueError(f"training video {rec.source} has no frames")
+            video = np.concatenate(chunks)
+            if rec.labels is None or not rec.labels.any():
+                videos.append(video)
+            else:
+                videos += [video[a:b] for a, b in normal_runs(rec.labels)]
+        if not videos:
+            raise ValueError(f"{root}: the training split has no normal frames")
+        return cls(videos)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+def normal_runs(labels: np.ndarray) -> list[tuple[int, int]]:
+    """(T,) 0/1 frame labels -> [start, stop) of every maximal run of normal (0) frames."""
+    normal = np.concatenate([[0], (np.asarray(labels) == 0).astype(np.int8), [0]])
+    edges = np.diff(normal)
+    return list(zip(np.nonzero(edges == 1)[0].tolist(), np.nonzero(edges == -1)[0].tolist()))
+
+
+def _shrink(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> the same, at most the model size (half-pixel bilinear)."""
+    if frames.shape[1] * frames.shape[2] <= size[0] * size[1]:
+        return frames
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()  # (T, 3, H, W)
+    x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    return x.permute(0, 2, 3, 1).round().clamp(0, 255).to(torch.uint8).contiguous().numpy()
+
+
+def _progress(items, enabled: bool, desc: str):
+    if not enabled:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, leave=False)
+
+
+class TrainSamples(Dataset):
+    """Sample i: frame t of one training video with its neighbours, ready for the model.
+
+    Returns a dict of tensors: ``inputs`` (9, h, w), ``target`` (4, h, w) (clean
+    frame t in [-1, 1] + anomaly mask), ``weights`` (L,), ``anomaly`` () 0/1.
+    """
+
+    def __init__(self, frames: TrainFrames, cfg: Config, bank: ObjectBank | None, anomalies: bool = True):
+        self.frames, self.cfg, self.bank = frames, cfg, bank
+        self.anomalies = anomalies and bank is not None and cfg.train.anomaly_probability > 0
+        self.paste = True  # switched off for the student stage
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        m, tc = self.cfg.model, self.cfg.train
+        v, t = self.frames.index[i]
+        video = self.frames.videos[v]
+        k = tc.frame_offset
+        stride = 1
+        if self.paste and tc.speed_probability > 0:
+            rng = np.random.default_rng([tc.seed, self.epoch, int(i), 1])
+            if rng.random() < tc.speed_probability:
+                stride = int(rng.choice(tc.speed_factors))
+        # (2k+1, H, W, 3): frames t-k..t+k, or every stride-th frame around t when sped up
+        clip = video[np.clip(t + stride * np.arange(-k, k + 1), 0, len(video) - 1)]
+        mask = _moving_at_centre(clip, k) if stride > 1 else np.zeros(clip.shape[1:3], np.float32)
+        pasted = stride > 1
+        if self.anomalies and self.paste:
+            rng = np.random.default_rng([tc.seed, self.epoch, int(i)])
+            style = dict(grey=True, blur=tc.object_blur, max_area=tc.object_max_area) \
+                if tc.object_style == "grey" else {}
+            clip_in, object_mask, with_object = maybe_paste(clip, self.bank, rng,
+                                                            probability=tc.anomaly_probability, **style)
+            mask, pasted = np.maximum(mask, object_mask), pasted or with_object
+        else:
+            clip_in = clip
+        prep = kernels.prepare(clip_in, [k], m.input_size, m.patch, k, tc.grad_step)
+        inputs, gradients = prep.inputs[0], prep.gradients[0]
+        if pasted:
+            # Overlook the anomaly: the target is the clean frame; the pasted object
+            # weighs heavily in the loss through the gradients under it.
+            clean = kernels.prepare(clip, [k], m.input_size, m.patch, k, tc.grad_step).inputs[0, 3:6]
+            mask_small = _resize_mask(mask, m.input_size)
+            if tc.anomaly_gradient == "floor":  # as strong as the strongest motion in the frame
+                gradients = np.maximum(gradients, max(128.0, float(gradients.max())) * mask_small[None])
+            else:
+                gradients = gradients + 255.0 * mask_small[None]
+            weights = kernels.token_weights(np.ascontiguousarray(gradients[None], np.float32), m.patch)[0]
+        else:
+            clean = inputs[3:6]
+            mask_small = np.zeros(m.input_size, np.float32)
+            weights = prep.weights[0]
+        normal = m.map_normal  # -1 (signed) or 0 (unit) where nothing was pasted
+        target_map = normal + (1.0 - normal) * mask_small
+        target = np.concatenate([clean, target_map[None].astype(np.float32)], axis=0)  # (4, h, w)
+        return {"inputs": torch.from_numpy(inputs), "target": torch.from_numpy(target),
+                "weights": torch.from_numpy(weights), "anomaly": torch.tensor(float(pasted)),
+                "index": torch.tensor(int(i))}
+
+
+def _moving_at_centre(clip: np.ndarray, k: int, threshold: float = 20.0) -> np.ndarray:
+    """Where frame k of a sped-up clip differs from both its neighbours (the movers
+    at their frame-k positions, not their ghosts) -> (H, W) float32 0/1 mask."""
+    from scipy import ndimage as ndi
+
+    f = clip.astype(np.int16)
+    before = np.abs(f[k] - f[k - 1]).max(axis=-1)
+    after = np.abs(f[k] - f[k + 1]).max(axis=-1)
+    moving = ndi.binary_opening(np.minimum(before, after) > threshold)
+    return ndi.binary_dilation(moving, iterations=1).astype(np.float32)
+
+
+def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) float32 in [0, 1] -> (h, w) float32, half-pixel bilinear."""
+    if mask.shape == tuple(size):
+        return mask.astype(np.float32)
+    x = F.interpolate(torch.from_numpy(mask.astype(np.float32))[None, None], size=size, mode="bilinear",
+                      align_corners=False)
+    return x[0, 0].numpy()
