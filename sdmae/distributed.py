@@ -43,7 +43,7 @@ def setup(device: str = "cpu") -> Context:
     dev = torch.device(device)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("--device cuda was asked for but torch sees no CUDA device")
+            raise ValueError("--device cuda was asked for but torch sees no CUDA device")
         dev = torch.device("cuda", local % torch.cuda.device_count())
         torch.cuda.set_device(dev)
     if world > 1 and not tdist.is_initialized():
@@ -66,7 +66,7 @@ def mean(value: float, ctx: Context) -> float:
     """The mean of a float over all ranks."""
     if ctx.world_size == 1:
         return value
-    t = torch.tensor([value], dtype=torch.float64)
+    t = torch.tensor([value], dtype=torch.float64, device=ctx.device)  # NCCL reduces only CUDA tensors
     tdist.all_reduce(t)
     return float(t.item()) / ctx.world_size
 

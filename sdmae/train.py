@@ -86,15 +86,29 @@ def train(cfg: Config, data: str | os.PathLike, layout: str | None, run_dir: str
     run_dir = Path(run_dir)
     ctx = dist.setup(device)
     torch.manual_seed(cfg.train.seed)  # nothing should draw from it; belt and braces for third-party code
+    created = not run_dir.exists()
     if ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if not resume and any((run_dir / f"{s}.pt").exists() for s in STAGES):
+        # validate before writing anything: a refused command leaves the run as it was
+        if resume:
+            _check_resumable(run_dir, cfg)
+        elif any((run_dir / f"{s}.pt").exists() for s in STAGES):
             raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose "
                                   "another --out")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _remove_leftover_temporaries(run_dir)
         with atomic_write(run_dir / "config.json") as tmp:
             tmp.write_text(json.dumps(cfg.to_dict(), indent=2))
     dist.barrier()
+    try:
+        return _train_stages(cfg, data, layout, run_dir, ctx, resume, objects, progress, frames)
+    except BaseException:
+        if ctx.is_main and created:
+            _remove_if_no_checkpoint(run_dir)
+        raise
 
+
+def _train_stages(cfg: Config, data, layout, run_dir: Path, ctx: dist.Context, resume: bool, objects,
+                  progress: bool, frames: TrainFrames | None) -> TrainResult:
     if frames is None:
         frames = TrainFrames.from_dataset(data, layout, cfg.model.input_size, progress and ctx.is_main)
     bank = None
@@ -142,7 +156,7 @@ def _train_stage(cfg: Config, model: SDMAE, dataset: TrainSamples, stage: str, s
     elif resume and stage == "teacher" and (run_dir / "student.pt").exists():
         raise FileNotFoundError(f"{run_dir} has student.pt but no teacher.pt; cannot resume")
     if ctx.is_main and resume:
-        _trim_log(log_path, stage, start_epoch)
+        _trim_log(log_path, stage, start_epoch, done)
 
     world, batch = ctx.world_size, cfg.train.batch_size
     if batch % world:
@@ -173,8 +187,13 @@ def _train_stage(cfg: Config, model: SDMAE, dataset: TrainSamples, stage: str, s
             loss = _step_loss(cfg, net, batch_data, stage, stage_index, epoch, ctx.device)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            value = loss.item()
+            if not math.isfinite(value) and ctx.world_size == 1:
+                # stop at once; under DDP the other ranks would wait for this one's
+                # gradients, so there all ranks stop together at the epoch's end
+                _diverged(stage, epoch, epochs, f"the loss is {value} at step {step + 1}", ckpt_path)
             optimizer.step()
-            total += loss.item()
+            total += value
             count += 1
             if bar is not None:
                 bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{lr:.1e}")
@@ -182,15 +201,20 @@ def _train_stage(cfg: Config, model: SDMAE, dataset: TrainSamples, stage: str, s
         if bar is not None:
             bar.close()
         mean_loss = dist.mean(total / max(count, 1), ctx)
+        if not math.isfinite(mean_loss):
+            _diverged(stage, epoch, epochs, f"the epoch's mean loss is {mean_loss}", ckpt_path)
+        if not all(torch.isfinite(p).all() for p in params):  # a finite loss, then a step to inf
+            _diverged(stage, epoch, epochs, "the weights are no longer finite", ckpt_path)
         epoch_losses.append(mean_loss)
         if ctx.is_main:
-            last = epoch + 1 == epochs
-            save_checkpoint(ckpt_path, stage=stage, cfg=cfg, model=model, optimizer=optimizer, epoch=epoch,
-                            done=last)
+            # the log line first: a kill before the checkpoint's rename leaves a line
+            # that the resumed run trims and writes again, never a missing one
             with open(log_path, "a") as f:
                 f.write(json.dumps({"stage": stage, "epoch": epoch + 1, "epochs": epochs, "loss": mean_loss,
                                     "lr": lr, "seconds": round(time.perf_counter() - started, 3),
                                     "frames": steps_per_epoch * batch}) + "\n")
+            save_checkpoint(ckpt_path, stage=stage, cfg=cfg, model=model, optimizer=optimizer, epoch=epoch,
+                            done=epoch + 1 == epochs)
         dist.barrier()
     if epochs == 0 and ctx.is_main:
         save_checkpoint(ckpt_path, stage=stage, cfg=cfg, model=model, optimizer=optimizer, epoch=-1, done=True)
@@ -223,15 +247,74 @@ def _bar(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
 
 
-def _trim_log(log_path: Path, stage: str, start_epoch: int) -> None:
-    """Drop log lines of epochs that the resumed run will train again."""
+def _trim_log(log_path: Path, stage: str, start_epoch: int, stage_done: bool) -> None:
+    """Drop the log lines of epochs that the resumed run trains again: this stage's
+    epochs after its checkpoint and, when this stage is to train on, every later
+    stage's lines (a finished stage keeps the lines of the stages after it)."""
     if not log_path.exists():
         return
     keep = []
     for line in log_path.read_text().splitlines():
         entry = json.loads(line)
         later_stage = STAGES.index(entry["stage"]) > STAGES.index(stage)
-        if not later_stage and not (entry["stage"] == stage and entry["epoch"] > start_epoch):
+        retrained = (entry["stage"] == stage and entry["epoch"] > start_epoch) or (later_stage and not stage_done)
+        if not retrained:
             keep.append(line)
     with atomic_write(log_path) as tmp:
         tmp.write_text("".join(line + "\n" for line in keep))
+
+
+class TrainingDiverged(ValueError):
+    """Training produced a non-finite loss or weights (the message names stage and epoch)."""
+
+
+def _diverged(stage: str, epoch: int, epochs: int, what: str, ckpt_path: Path) -> None:
+    kept = (f"{ckpt_path} still holds the last finite epoch" if ckpt_path.exists()
+            else f"no {stage} checkpoint was written")
+    raise TrainingDiverged(f"training diverged in the {stage} stage, epoch {epoch + 1}/{epochs}: {what}; {kept}. "
+                           "Lower --lr and continue with --resume, or start again")
+
+
+# What a resumed run may change: the speed, and the learning rate (the way out of a
+# divergence; log.jsonl records each epoch's). Everything else must match the run's.
+_FREE_ON_RESUME = {("train", "num_workers"), ("train", "lr")}
+
+
+def _check_resumable(run_dir: Path, cfg: Config) -> None:
+    """Refuse a --resume whose settings differ from the run's own (config.json)."""
+    saved_path = run_dir / "config.json"
+    if not saved_path.exists():
+        return  # a run killed before its config was written: the checkpoints are checked on load
+    try:
+        saved = Config.from_dict(json.loads(saved_path.read_text()))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{saved_path} cannot be read ({exc}); cannot resume this run") from None
+    mine, theirs = cfg.to_dict(), saved.to_dict()
+    differ = [f"{part}.{name}: the run has {theirs[part][name]!r}, this command {mine[part][name]!r}"
+              for part in ("model", "train") for name in mine[part]
+              if (part, name) not in _FREE_ON_RESUME and mine[part][name] != theirs[part][name]]
+    if mine["preset"] != theirs["preset"]:
+        differ.insert(0, f"preset: the run has {theirs['preset']!r}, this command {mine['preset']!r}")
+    if differ:
+        raise ValueError(f"--resume continues {run_dir} exactly as it was configured, and this command differs "
+                         f"({'; '.join(differ)}). Repeat the run's options, or train into another --out")
+
+
+def _remove_leftover_temporaries(run_dir: Path) -> None:
+    """Hidden temporary files of writes that a kill interrupted (see atomic_write)."""
+    for name in (*STAGES, "config", "log"):
+        for leftover in run_dir.glob(f".{name}.*.tmp.*"):
+            leftover.unlink(missing_ok=True)
+
+
+def _remove_if_no_checkpoint(run_dir: Path) -> None:
+    """After a failed first start, remove the run directory this call created (our files only)."""
+    if any((run_dir / f"{s}.pt").exists() for s in STAGES):
+        return
+    for name in ("config.json", "log.jsonl"):
+        (run_dir / name).unlink(missing_ok=True)
+    _remove_leftover_temporaries(run_dir)
+    try:
+        run_dir.rmdir()
+    except OSError:  # something else lives there: leave it
+        pass

@@ -134,3 +134,99 @@ def test_scoring_does_not_import_training():
 
     code = "import sdmae.detector, sdmae.cli, sys; assert 'sdmae.train' not in sys.modules, 'sdmae.train imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_frames(tiny_data):
+    return TrainFrames.from_dataset(tiny_data, "avenue", (64, 96), progress=False)
+
+
+def test_diverged_run_stops_at_once_and_leaves_no_finished_checkpoint(tiny_data, tiny_frames, tmp_path):
+    with pytest.raises(train_mod.TrainingDiverged, match="teacher stage, epoch 1/2"):
+        train(tiny_config(lr=float("inf")), tiny_data, "avenue", tmp_path / "run", progress=False,
+              frames=tiny_frames)
+    assert not (tmp_path / "run").exists()  # nothing was saved: the run directory this call made is gone
+
+
+def test_divergence_keeps_the_last_finite_checkpoint(tiny_data, tiny_frames, tmp_path, monkeypatch):
+    real_step, calls = train_mod._step_loss, {"n": 0}
+
+    def nan_in_epoch_two(*args, **kwargs):
+        calls["n"] += 1
+        loss = real_step(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 7 else loss  # 5 steps per epoch
+
+    monkeypatch.setattr(train_mod, "_step_loss", nan_in_epoch_two)
+    with pytest.raises(train_mod.TrainingDiverged, match="epoch 2/2.*still holds the last finite epoch"):
+        train(tiny_config(), tiny_data, "avenue", tmp_path / "run", progress=False, frames=tiny_frames)
+    state = load_checkpoint(tmp_path / "run" / "teacher.pt")
+    assert state["epoch"] == 0 and not state["done"]
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert not (tmp_path / "run" / "student.pt").exists()
+
+
+def test_resume_with_other_settings_is_refused_before_anything_is_written(tiny_run, tiny_data):
+    before = {p.name: p.read_bytes() for p in tiny_run.iterdir()}
+    with pytest.raises(ValueError, match=r"train\.epochs: the run has 2, this command 6"):
+        train(tiny_config(epochs=6), tiny_data, "avenue", tiny_run, progress=False, resume=True)
+    with pytest.raises(ValueError, match="preset: the run has 'tiny', this command 'ped2'"):
+        train(get_preset("ped2"), tiny_data, "avenue", tiny_run, progress=False, resume=True)
+    assert {p.name: p.read_bytes() for p in tiny_run.iterdir()} == before
+
+
+def test_resume_in_the_student_stage_keeps_every_log_line(tiny_data, tiny_frames, tmp_path, monkeypatch):
+    cfg = tiny_config(epochs=2, student_epochs=2)
+    real_step, calls = train_mod._step_loss, {"n": 0}
+
+    def interrupt_in_student_epoch_two(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 17:  # 5 steps per epoch: teacher 1-10, student 11-20
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "_step_loss", interrupt_in_student_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tiny_data, "avenue", tmp_path / "run", progress=False, frames=tiny_frames)
+    monkeypatch.setattr(train_mod, "_step_loss", real_step)
+    train(cfg, tiny_data, "avenue", tmp_path / "run", progress=False, frames=tiny_frames, resume=True)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [(e["stage"], e["epoch"]) for e in log] == [("teacher", 1), ("teacher", 2), ("student", 1),
+                                                       ("student", 2)]
+
+
+def test_kill_right_after_a_checkpoint_loses_no_log_line(tiny_data, tiny_frames, tmp_path, monkeypatch):
+    real_save, calls = train_mod.save_checkpoint, {"n": 0}
+
+    def killed_after_second_save(*args, **kwargs):
+        real_save(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_mod, "save_checkpoint", killed_after_second_save)
+    cfg = tiny_config(epochs=2, student_epochs=1)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tiny_data, "avenue", tmp_path / "run", progress=False, frames=tiny_frames)
+    monkeypatch.setattr(train_mod, "save_checkpoint", real_save)
+    train(cfg, tiny_data, "avenue", tmp_path / "run", progress=False, frames=tiny_frames, resume=True)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [(e["stage"], e["epoch"]) for e in log] == [("teacher", 1), ("teacher", 2), ("student", 1)]
+
+
+def test_leftover_temporary_files_are_removed_on_the_next_start(tiny_data, tiny_frames, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    leftovers = [run / ".teacher.0badf00d.tmp.pt", run / ".config.12345678.tmp.json"]
+    for path in leftovers:
+        path.write_bytes(b"half a checkpoint")
+    (run / "notes.txt").write_text("mine")
+    train(tiny_config(epochs=1, student_epochs=0), tiny_data, "avenue", run, progress=False, frames=tiny_frames)
+    assert not any(path.exists() for path in leftovers)
+    assert (run / "notes.txt").read_text() == "mine"
+
+
+def test_failed_first_start_leaves_no_run_directory(tiny_data, tiny_frames, tmp_path):
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        train(tiny_config(batch_size=4096), tiny_data, "avenue", tmp_path / "run", progress=False,
+              frames=tiny_frames)
+    assert not (tmp_path / "run").exists()
