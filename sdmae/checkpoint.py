@@ -19,12 +19,13 @@ import torch
 
 from .config import Config
 from .data._io import atomic_write
+from .errors import SdmaeError
 from .model import SDMAE
 
 CHECKPOINT_FORMAT = "sdmae-checkpoint-v1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(SdmaeError):
     """A file that is not a usable sdmae checkpoint (the message names it)."""
 
 

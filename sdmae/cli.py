@@ -1,18 +1,26 @@
 """The ``sdmae`` command: train, evaluate, score, demo.
 
-Each command prints a clear error and exits non-zero for a missing run, missing
-data, a layout that does not match or an unreadable video; outputs are written
-atomically, so a failed command leaves nothing half-written.
+A user's mistake (a missing run, missing or unreadable data, a layout that does
+not match, an argument out of range, an output path that cannot be written)
+is one line, ``sdmae <command>: error: ...`` naming the file or argument, and
+exit status 2; arguments and outputs are checked before any work. Anything else
+is a bug and keeps its traceback. Outputs are written atomically, so a failed
+command leaves nothing half-written.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import math
+import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from . import __version__
+from .errors import SdmaeError
 
 LAYOUT_CHOICES = ["avenue", "shanghaitech", "ped2", "ped1", "ubnormal", "folder"]
 
@@ -62,10 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     _add_precision(e)
 
-    s = sub.add_parser("score", help="score your own videos: CSV, plot, optional overlay video")
+    s = sub.add_parser("score", help="score your own videos: CSV, plot, optional overlay video",
+                       description="Score video files or frame folders. Each input gives NAME.csv, NAME.png "
+                       "(and NAME_overlay.mp4) in --out; NAME is a video's file name without its extension "
+                       "or a frame folder's name ('.' gives the current folder's name). Inputs that would "
+                       "share a NAME keep their extension (clip.avi, clip.mp4), then add parent folders "
+                       "until they differ (a_clip.avi, b_clip.avi).")
     s.add_argument("run")
     s.add_argument("inputs", nargs="+", help="video files or frame folders")
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", required=True, help="folder for the outputs (created)")
     s.add_argument("--overlay", action="store_true", help="also write the video with the anomaly heat map")
     s.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     _add_precision(s)
@@ -86,34 +99,110 @@ def _add_precision(parser: argparse.ArgumentParser) -> None:
                         "bf16 (it left AUCs unchanged, see benchmarks/RESULTS.md), else fp32")
 
 
+# Errors about a path the user gave, with the package's message or the OS's naming the path.
+_PATH_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .data import DatasetError, VideoError
-    from .checkpoint import CheckpointError
-
     from . import distributed
 
-    try:
-        return {"train": cmd_train, "evaluate": cmd_evaluate, "score": cmd_score, "demo": cmd_demo}[args.command](args)
-    except (FileNotFoundError, FileExistsError, DatasetError, VideoError, CheckpointError, ValueError) as exc:
-        print(f"sdmae {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"sdmae {args.command}: interrupted (a training run continues with --resume)", file=sys.stderr)
-        return 130
-    finally:
-        distributed.shutdown()
+    commands = {"train": cmd_train, "evaluate": cmd_evaluate, "score": cmd_score, "demo": cmd_demo}
+    with warnings.catch_warnings():
+        warnings.showwarning = functools.partial(_show_warning, args.command)
+        try:
+            _check_device(args.device)
+            return commands[args.command](args)
+        except SdmaeError as exc:
+            return _fail(args.command, str(exc))
+        except OSError as exc:
+            if not isinstance(exc, _PATH_ERRORS) and exc.filename is None:
+                raise  # names no file: not something the user can fix by pointing elsewhere
+            return _fail(args.command, _os_error_message(exc))
+        except KeyboardInterrupt:
+            print(f"sdmae {args.command}: interrupted (a training run continues with --resume)", file=sys.stderr)
+            return 130
+        finally:
+            distributed.shutdown()
+
+
+def _fail(command: str, message: str) -> int:
+    # One line even when a library's message spans several.
+    print(f"sdmae {command}: error: {' '.join(message.splitlines())}", file=sys.stderr)
+    return 2
+
+
+def _show_warning(command: str, message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line like the errors, not with the source line that raised them."""
+    print(f"sdmae {command}: warning: {' '.join(str(message).splitlines())}", file=sys.stderr)
+
+
+def _os_error_message(exc: OSError) -> str:
+    if exc.filename is None or exc.strerror is None:
+        return str(exc)  # raised by the package, its message names the path
+    where = str(exc.filename) + (f" -> {exc.filename2}" if exc.filename2 is not None else "")
+    return f"{where}: {exc.strerror}"
+
+
+def _check_device(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SdmaeError(f"--device cuda: torch {torch.__version__} sees no CUDA device (a CPU-only build, "
+                             "or no GPU or driver); use --device cpu")
+
+
+# Numbers that argparse accepts but that would fail, or do nothing useful, only mid-run.
+_NUMBER_RULES = {
+    "--epochs": (lambda v: v >= 0, ">= 0"),
+    "--student-epochs": (lambda v: v >= 0, ">= 0"),
+    "--batch-size": (lambda v: v >= 1, ">= 1"),
+    "--lr": (lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+    "--workers": (lambda v: v >= 0, ">= 0"),
+    "--seed": (lambda v: v >= 0, ">= 0"),
+    "--patch": (lambda v: v >= 1, ">= 1"),
+}
+
+
+def _check_numbers(args: argparse.Namespace, *flags: str) -> None:
+    for flag in flags:
+        value = getattr(args, flag[2:].replace("-", "_"))
+        valid, rule = _NUMBER_RULES[flag]
+        if value is not None and not valid(value):
+            raise SdmaeError(f"{flag} must be {rule}, got {value}")
+
+
+def _check_out_dir(path: Path, flag: str) -> None:
+    """Refuse, before any work, an output folder that cannot be created or written into."""
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise SdmaeError(f"{flag} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SdmaeError(f"{flag} {path}: {existing} is not writable")
+
+
+def _check_out_file(path: Path, flag: str) -> None:
+    """Refuse, before any work, an output file that could not be written."""
+    if path.is_dir():
+        raise SdmaeError(f"{flag} {path} is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise SdmaeError(f"{flag} {path}: folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise SdmaeError(f"{flag} {path}: folder {path.parent} is not writable")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import get_preset
     from .train import train
 
+    _check_numbers(args, "--epochs", "--student-epochs", "--batch-size", "--lr", "--workers", "--seed", "--patch")
     overrides = {k: v for k, v in {"epochs": args.epochs, "student_epochs": args.student_epochs,
                                    "batch_size": args.batch_size, "lr": args.lr, "num_workers": args.workers,
                                    "seed": args.seed}.items() if v is not None}
     cfg = get_preset(args.preset, recipe=args.recipe, input_size=args.input_size, patch=args.patch, **overrides)
     _require_dir(args.data, "--data")
+    _check_out_dir(Path(args.out), "--out")
     result = train(cfg, args.data, args.layout, args.out, device=args.device, resume=args.resume,
                    objects=args.objects)
     if result.teacher_losses or result.student_losses:
@@ -128,6 +217,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .report import write_json
 
     _require_dir(args.data, "--data")
+    if args.json:
+        _check_out_file(Path(args.json), "--json")
     detector = Detector.load(args.run, device=_device(args.device), precision=args.precision)
     result = evaluate(detector, args.data, args.layout, with_maps=not args.no_maps, device=args.device,
                       normalize=args.normalize)
@@ -145,25 +236,69 @@ def cmd_score(args: argparse.Namespace) -> int:
     from .detector import Detector
     from .report import plot_scores, write_overlay_video, write_scores_csv
 
-    detector = Detector.load(args.run, device=_device(args.device), precision=args.precision)
     out = Path(args.out)
-    for source in args.inputs:  # check every input before writing anything
-        if not Path(source).exists():
-            raise FileNotFoundError(f"input not found: {source}")
+    _check_out_dir(out, "--out")
+    detector = Detector.load(args.run, device=_device(args.device), precision=args.precision)
+    # Every input must open (a missing or unreadable one is named) before any is scored.
+    infos = [video_info(source) for source in args.inputs]
+    names = output_names(args.inputs)
     out.mkdir(parents=True, exist_ok=True)
-    for source in args.inputs:
-        name = Path(source).stem or Path(source).name
+    for source, name, info in zip(args.inputs, names, infos):
         scores = detector.score_video(source, with_maps=args.overlay)
         write_scores_csv(out / f"{name}.csv", scores.raw, scores.smoothed)
         plot_scores(out / f"{name}.png", scores.smoothed, raw=scores.raw, title=name)
         line = f"{source}: {len(scores.raw)} frames, max smoothed score {scores.smoothed.max():.4g} at frame " \
                f"{int(scores.smoothed.argmax())} -> {out / (name + '.csv')}"
         if args.overlay:
-            fps = video_info(source).fps or 25.0
-            write_overlay_video(out / f"{name}_overlay.mp4", iter_frames(source), scores.maps, fps=fps)
+            write_overlay_video(out / f"{name}_overlay.mp4", iter_frames(source), scores.maps,
+                                fps=info.fps or 25.0)
             line += f", {out / (name + '_overlay.mp4')}"
         print(line)
     return 0
+
+
+def output_names(sources: list[str]) -> list[str]:
+    """The output name of each ``sdmae score`` input, distinct (ignoring case) and readable.
+
+    A video file gives its stem (``cam.mp4`` -> ``cam``), a frame folder its name
+    (``.`` -> the current folder's name). Inputs that would share a name use their
+    file name with its extension (``clip.avi``, ``clip.mp4``), then prepend parent
+    folders, joined by ``_``, until they differ (``a_clip.avi``, ``b_clip.avi``).
+    """
+    first = {}
+    for source in sources:
+        real = Path(source).resolve()
+        if real in first:
+            raise SdmaeError(f"input {source} is given twice (also as {first[real]})")
+        first[real] = source
+    # Absolute but not resolved: a link is named as the user named it, "." and ".." as folders.
+    paths = [Path(os.path.abspath(source)) for source in sources]
+
+    def name(path: Path, detail: int) -> str | None:
+        """detail 0: stem; 1: file name; k > 1: k - 1 parent folders and the file name (None: none left)."""
+        if detail == 0:
+            return path.stem if path.is_file() else path.name
+        parents = [p.name for p in path.parents if p.name]
+        if detail - 1 > len(parents):
+            return None
+        return "_".join([*reversed(parents[:detail - 1]), path.name])
+
+    details = [0] * len(paths)
+    while True:
+        names = [name(path, d) for path, d in zip(paths, details)]
+        groups: dict[str, list[int]] = {}
+        for i, n in enumerate(names):
+            groups.setdefault(n.casefold(), []).append(i)
+        clashes = [group for group in groups.values() if len(group) > 1]
+        if not clashes:
+            return names
+        for group in clashes:
+            more = [i for i in group if name(paths[i], details[i] + 1) is not None]
+            if not more:
+                raise SdmaeError(f"cannot give distinct output names to the inputs "
+                                 f"{', '.join(sources[i] for i in group)}")
+            for i in more:
+                details[i] += 1
 
 
 # The demo's budget on a 2-core CPU (see README): dataset + training + evaluation in under 10 minutes.
@@ -177,7 +312,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
     from .report import plot_scores, write_json, write_overlay_image
 
+    _check_numbers(args, "--epochs", "--student-epochs", "--seed")
     out = Path(args.out)
+    _check_out_dir(out, "--out")
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     print(f"[1/4] writing the synthetic dataset to {out / 'data'} ...", flush=True)

@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
+
+from .errors import SdmaeError
 
 TOKEN_MIXERS = ("scatter", "shuffled", "linear")
 FRAME_REDUCES = ("mean", "max", "top")
@@ -35,6 +38,10 @@ OBJECT_STYLES = ("grey", "colour")
 ANOMALY_GRADIENTS = ("floor", "add")
 STUDENT_LOSSES = ("masked", "weighted")
 MAP_TARGETS = ("signed", "unit")
+
+
+class ConfigError(SdmaeError):
+    """A setting out of its range, an unknown preset or key (the message names it)."""
 
 
 @dataclass
@@ -79,25 +86,25 @@ class ModelConfig:
         for name in ("in_chans", "out_chans", "enc_dim", "enc_depth", "enc_heads",
                      "dec_dim", "dec_depth", "dec_heads"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         for dim, heads in (("enc_dim", "enc_heads"), ("dec_dim", "dec_heads")):
             if getattr(self, dim) % getattr(self, heads):
-                raise ValueError(f"{dim}={getattr(self, dim)} is not divisible by "
-                                 f"{heads}={getattr(self, heads)}")
+                raise ConfigError(f"{dim}={getattr(self, dim)} is not divisible by "
+                                  f"{heads}={getattr(self, heads)}")
         if not 0.0 <= self.mask_ratio < 1.0:
-            raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}")
+            raise ConfigError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}")
         if not 0 <= self.student_branch <= self.dec_depth:
-            raise ValueError(f"student_branch must be in [0, dec_depth={self.dec_depth}], "
-                             f"got {self.student_branch}")
+            raise ConfigError(f"student_branch must be in [0, dec_depth={self.dec_depth}], "
+                              f"got {self.student_branch}")
         if self.map_target not in MAP_TARGETS:
-            raise ValueError(f"map_target must be one of {MAP_TARGETS}, got {self.map_target!r}")
+            raise ConfigError(f"map_target must be one of {MAP_TARGETS}, got {self.map_target!r}")
         if self.token_mixer not in TOKEN_MIXERS:
-            raise ValueError(f"token_mixer must be one of {TOKEN_MIXERS}, got {self.token_mixer!r}")
+            raise ConfigError(f"token_mixer must be one of {TOKEN_MIXERS}, got {self.token_mixer!r}")
         if self.token_mixer == "linear" and not self.pos_embed:
-            raise ValueError("token_mixer='linear' needs pos_embed=True: "
-                             "nothing else would tell a token where it is")
+            raise ConfigError("token_mixer='linear' needs pos_embed=True: "
+                              "nothing else would tell a token where it is")
         if self.pos_embed and (self.enc_dim % 4 or self.dec_dim % 4):
-            raise ValueError("pos_embed needs enc_dim and dec_dim divisible by 4 (2D sin-cos)")
+            raise ConfigError("pos_embed needs enc_dim and dec_dim divisible by 4 (2D sin-cos)")
 
     @property
     def map_normal(self) -> float:
@@ -162,29 +169,29 @@ class TrainConfig:
         self.adam_betas = tuple(self.adam_betas)  # lists from JSON
         self.speed_factors = tuple(int(f) for f in self.speed_factors)
         if not 0.0 <= self.speed_probability <= 1.0:
-            raise ValueError(f"speed_probability must be in [0, 1], got {self.speed_probability}")
+            raise ConfigError(f"speed_probability must be in [0, 1], got {self.speed_probability}")
         if not self.speed_factors or min(self.speed_factors) < 2:
-            raise ValueError(f"speed_factors must be integers >= 2, got {self.speed_factors!r}")
+            raise ConfigError(f"speed_factors must be integers >= 2, got {self.speed_factors!r}")
         for name, value, allowed in (("object_style", self.object_style, OBJECT_STYLES),
                                      ("anomaly_gradient", self.anomaly_gradient, ANOMALY_GRADIENTS),
                                      ("student_loss", self.student_loss, STUDENT_LOSSES)):
             if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+                raise ConfigError(f"{name} must be one of {allowed}, got {value!r}")
         if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
-            raise ValueError(f"adam_betas must be two numbers in [0, 1), got {self.adam_betas!r}")
+            raise ConfigError(f"adam_betas must be two numbers in [0, 1), got {self.adam_betas!r}")
         if not 0 < self.object_max_area <= 1:
-            raise ValueError(f"object_max_area must be in (0, 1], got {self.object_max_area}")
+            raise ConfigError(f"object_max_area must be in (0, 1], got {self.object_max_area}")
         for name in ("batch_size", "frame_offset", "grad_step"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("epochs", "student_epochs", "num_workers", "warmup_epochs",
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("epochs", "student_epochs", "num_workers", "seed", "warmup_epochs",
                      "weight_decay", "cls_loss_weight", "object_blur"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"lr must be a finite number > 0, got {self.lr}")
         if not 0.0 <= self.anomaly_probability <= 1.0:
-            raise ValueError(f"anomaly_probability must be in [0, 1], got {self.anomaly_probability}")
+            raise ConfigError(f"anomaly_probability must be in [0, 1], got {self.anomaly_probability}")
 
 
 @dataclass
@@ -221,20 +228,20 @@ class ScoreConfig:
 
     def __post_init__(self):
         if self.smoothing_sigma < 0:
-            raise ValueError(f"smoothing_sigma must be >= 0, got {self.smoothing_sigma}")
+            raise ConfigError(f"smoothing_sigma must be >= 0, got {self.smoothing_sigma}")
         if self.test_masks < 1:
-            raise ValueError(f"test_masks must be >= 1, got {self.test_masks}")
+            raise ConfigError(f"test_masks must be >= 1, got {self.test_masks}")
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         for name, allowed in (("tokens", TOKEN_RULES), ("token_weighting", TOKEN_WEIGHTINGS),
                               ("frame_reduce", FRAME_REDUCES)):
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+                raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not 0.0 <= self.top_fraction <= 1.0:
-            raise ValueError(f"top_fraction must be in [0, 1], got {self.top_fraction}")
+            raise ConfigError(f"top_fraction must be in [0, 1], got {self.top_fraction}")
         for name in ("erosion", "dilation", "discrepancy_weight", "map_weight", "cls_weight", "map_channel_weight"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass
@@ -252,7 +259,7 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
-        """Inverse of :meth:`to_dict`; unknown or missing keys raise ValueError naming them."""
+        """Inverse of :meth:`to_dict`; unknown or missing keys raise ConfigError naming them."""
         _check_keys(d, cls, "config")
         parts = {}
         for name, sub in (("model", ModelConfig), ("train", TrainConfig), ("score", ScoreConfig)):
@@ -277,26 +284,26 @@ def _jsonable(x: Any) -> Any:
 
 def _check_keys(d: Any, cls: type, where: str) -> None:
     if not isinstance(d, dict):
-        raise ValueError(f"{where}: expected a dict, got {type(d).__name__}")
+        raise ConfigError(f"{where}: expected a dict, got {type(d).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(d) - set(fields))
     if unknown:
-        raise ValueError(f"{where}: unknown keys {unknown}; known: {sorted(fields)}")
+        raise ConfigError(f"{where}: unknown keys {unknown}; known: {sorted(fields)}")
     missing = sorted(n for n, f in fields.items() if n not in d
                      and f.default is dataclasses.MISSING
                      and f.default_factory is dataclasses.MISSING)
     if missing:
-        raise ValueError(f"{where}: missing keys {missing}")
+        raise ConfigError(f"{where}: missing keys {missing}")
 
 
 def _check_size(input_size: tuple, patch: int) -> None:
     if not isinstance(patch, int) or isinstance(patch, bool) or patch < 1:
-        raise ValueError(f"patch must be a positive int, got {patch!r}")
+        raise ConfigError(f"patch must be a positive int, got {patch!r}")
     if (len(input_size) != 2 or any(not isinstance(s, int) or isinstance(s, bool) or s < 1
                                     for s in input_size)):
-        raise ValueError(f"input_size must be two positive ints (h, w), got {input_size!r}")
+        raise ConfigError(f"input_size must be two positive ints (h, w), got {input_size!r}")
     if any(s % patch for s in input_size):
-        raise ValueError(f"input_size {tuple(input_size)} is not a multiple of patch {patch}")
+        raise ConfigError(f"input_size {tuple(input_size)} is not a multiple of patch {patch}")
 
 
 def _paper_train(**kw) -> TrainConfig:
@@ -380,14 +387,14 @@ def get_preset(name: str, *, recipe: str = "sdmae", input_size: tuple[int, int] 
     recipe : "sdmae" (the defaults) or "authors" (:data:`AUTHORS_RECIPE` applied:
         the official code's choices, on sdmae's schedule)
 
-    Raises ValueError naming the offending argument for an unknown preset or
+    Raises ConfigError naming the offending argument for an unknown preset or
     recipe, an input size that is not a multiple of the patch, or an unknown
     train field.
     """
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
     if recipe not in RECIPES:
-        raise ValueError(f"unknown recipe {recipe!r}; choose from {list(RECIPES)}")
+        raise ConfigError(f"unknown recipe {recipe!r}; choose from {list(RECIPES)}")
     cfg = copy.deepcopy(PRESETS[name])
     if recipe == "authors":
         for part, fields in AUTHORS_RECIPE.items():
@@ -397,17 +404,17 @@ def get_preset(name: str, *, recipe: str = "sdmae", input_size: tuple[int, int] 
         p = cfg.model.patch if patch is None else patch
         try:
             _check_size(size, p)
-        except ValueError as e:
+        except ConfigError as e:
             given = ", ".join(f"{k}={v!r}" for k, v in (("input_size", input_size), ("patch", patch))
                               if v is not None)
-            raise ValueError(f"get_preset({name!r}, {given}): {e}") from None
+            raise ConfigError(f"get_preset({name!r}, {given}): {e}") from None
         cfg.model = dataclasses.replace(cfg.model, input_size=size, patch=p)
     if train_overrides:
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         unknown = sorted(set(train_overrides) - known)
         if unknown:
-            raise ValueError(f"get_preset({name!r}): unknown train overrides {unknown}; "
-                             f"known: {sorted(known)}")
+            raise ConfigError(f"get_preset({name!r}): unknown train overrides {unknown}; "
+                              f"known: {sorted(known)}")
         cfg.train = dataclasses.replace(cfg.train, **train_overrides)
     return cfg
 

@@ -10,6 +10,8 @@ from typing import Any
 import torch
 import torch.distributed as tdist
 
+from .errors import SdmaeError
+
 
 @dataclass
 class Context:
@@ -43,7 +45,7 @@ def setup(device: str = "cpu") -> Context:
     dev = torch.device(device)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("--device cuda was asked for but torch sees no CUDA device")
+            raise SdmaeError("--device cuda was asked for but torch sees no CUDA device")
         dev = torch.device("cuda", local % torch.cuda.device_count())
         torch.cuda.set_device(dev)
     if world > 1 and not tdist.is_initialized():

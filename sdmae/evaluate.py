@@ -13,9 +13,8 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-
 from . import distributed as dist
-from .data import VideoRecord, load_dataset
+from .data import DatasetError, VideoRecord, load_dataset
 from .detector import Detector, VideoScores
 from .metrics import macro_auc, micro_auc, rbdc_tbdc
 from .postprocess import map_threshold, maps_to_detections, scale_boxes
@@ -54,8 +53,8 @@ def evaluate(detector: Detector, data: str | os.PathLike, layout: str | None = N
         rec = records[i]
         scores = detector.score_video(rec.source, with_maps=with_maps, normalize=normalize)
         if len(scores.raw) != rec.num_frames:
-            raise ValueError(f"video {rec.name}: decoded {len(scores.raw)} frames but the dataset lists "
-                             f"{rec.num_frames}")
+            raise DatasetError(f"video {rec.name} ({rec.source}): decoded {len(scores.raw)} frames but the "
+                               f"dataset lists {rec.num_frames}")
         results[i] = scores
     elapsed = time.perf_counter() - started
     gathered = dist.gather((results, elapsed), ctx)

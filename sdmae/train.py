@@ -34,6 +34,7 @@ from .config import Config
 from .data import ObjectBank
 from .data._io import atomic_write
 from .data.training import TrainFrames, TrainSamples, normal_runs
+from .errors import SdmaeError
 from .model import SDMAE, patchify, seeded_masks, weighted_loss
 
 # re-exported: training code and older scripts import these from here
@@ -160,14 +161,14 @@ def _train_stage(cfg: Config, model: SDMAE, dataset: TrainSamples, stage: str, s
 
     world, batch = ctx.world_size, cfg.train.batch_size
     if batch % world:
-        raise ValueError(f"batch_size {batch} must be divisible by the number of processes {world}")
+        raise SdmaeError(f"batch_size {batch} must be divisible by the number of processes {world}")
     sampler = DistributedSampler(dataset, num_replicas=world, rank=ctx.rank, shuffle=True,
                                  seed=cfg.train.seed + 7919 * stage_index, drop_last=True)
     loader = DataLoader(dataset, batch_size=batch // world, sampler=sampler, num_workers=cfg.train.num_workers,
                         drop_last=True, persistent_workers=False)
     steps_per_epoch = len(loader)
     if steps_per_epoch == 0:
-        raise ValueError(f"{len(dataset)} training frames are fewer than one batch of {batch}; "
+        raise SdmaeError(f"{len(dataset)} training frames are fewer than one batch of {batch}; "
                          "lower batch_size or add training videos")
     net = ctx.wrap(model)
     epoch_losses: list[float] = []
@@ -264,7 +265,7 @@ def _trim_log(log_path: Path, stage: str, start_epoch: int, stage_done: bool) ->
         tmp.write_text("".join(line + "\n" for line in keep))
 
 
-class TrainingDiverged(ValueError):
+class TrainingDiverged(SdmaeError):
     """Training produced a non-finite loss or weights (the message names stage and epoch)."""
 
 
@@ -288,7 +289,7 @@ def _check_resumable(run_dir: Path, cfg: Config) -> None:
     try:
         saved = Config.from_dict(json.loads(saved_path.read_text()))
     except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{saved_path} cannot be read ({exc}); cannot resume this run") from None
+        raise SdmaeError(f"{saved_path} cannot be read ({exc}); cannot resume this run") from None
     mine, theirs = cfg.to_dict(), saved.to_dict()
     differ = [f"{part}.{name}: the run has {theirs[part][name]!r}, this command {mine[part][name]!r}"
               for part in ("model", "train") for name in mine[part]
@@ -296,7 +297,7 @@ def _check_resumable(run_dir: Path, cfg: Config) -> None:
     if mine["preset"] != theirs["preset"]:
         differ.insert(0, f"preset: the run has {theirs['preset']!r}, this command {mine['preset']!r}")
     if differ:
-        raise ValueError(f"--resume continues {run_dir} exactly as it was configured, and this command differs "
+        raise SdmaeError(f"--resume continues {run_dir} exactly as it was configured, and this command differs "
                          f"({'; '.join(differ)}). Repeat the run's options, or train into another --out")
 
 

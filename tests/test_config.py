@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from sdmae.config import PRESETS, Config, ModelConfig, ScoreConfig, TrainConfig, get_preset
+from sdmae.config import PRESETS, Config, ConfigError, ModelConfig, ScoreConfig, TrainConfig, get_preset
+from sdmae.errors import SdmaeError
 
 # token counts documented in sdmae/config.py
 TOKENS = {"avenue": 800, "shanghaitech": 800, "ubnormal": 800, "ped2": 2400, "tiny": 96}
@@ -126,3 +127,11 @@ def test_score_train_validation():
     good = dataclasses.asdict(get_preset("tiny").train)
     with pytest.raises(ValueError, match="lr"):
         TrainConfig(**{**good, "lr": 0.0})
+
+
+@pytest.mark.parametrize("field, value", [("seed", -1), ("lr", float("inf")), ("lr", float("nan")),
+                                          ("epochs", -1), ("batch_size", 0), ("num_workers", -2)])
+def test_train_values_that_would_fail_mid_training_are_refused(field, value):
+    with pytest.raises(ConfigError, match=field):
+        get_preset("tiny", **{field: value})
+    assert issubclass(ConfigError, SdmaeError) and issubclass(ConfigError, ValueError)

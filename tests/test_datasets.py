@@ -1,5 +1,7 @@
 """Dataset readers on tiny fixtures built in each benchmark's exact on-disk layout."""
 
+import pickle
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -80,6 +82,15 @@ def test_avenue_label_count_mismatch_names_video_and_counts(tmp_path):
         load_dataset(tmp_path)
 
 
+@pytest.mark.parametrize("content", [b"", b"\x00garbage" * 50, "cut"])
+def test_unreadable_mat_label_file_is_named(tmp_path, content):
+    make_avenue(tmp_path)
+    mat = tmp_path / "ground_truth_demo" / "testing_label_mask" / "2_label.mat"
+    mat.write_bytes(mat.read_bytes()[:200] if content == "cut" else content)
+    with pytest.raises(DatasetError, match=r"2_label\.mat is not a readable MATLAB file"):
+        load_dataset(tmp_path)
+
+
 def test_avenue_missing_label_file_and_folder(tmp_path):
     make_avenue(tmp_path)
     (tmp_path / "ground_truth_demo" / "testing_label_mask" / "2_label.mat").unlink()
@@ -133,6 +144,29 @@ def test_shanghaitech(tmp_path):
 def test_shanghaitech_label_mismatch(tmp_path):
     make_shanghaitech(tmp_path, n_labels=6)
     with pytest.raises(DatasetError, match=r"'01_0014'.*6 labels.*7 frames"):
+        load_dataset(tmp_path, "shanghaitech")
+
+
+@pytest.mark.parametrize("saved", ["objects", "pickle", "cut", "empty"])
+def test_npy_labels_that_are_not_numbers_are_named_and_never_unpickled(tmp_path, saved):
+    make_shanghaitech(tmp_path)
+    path = tmp_path / "testing" / "test_frame_mask" / "01_0014.npy"
+    if saved == "objects":
+        np.save(path, np.array([0, 1, None, 0, 0, 0, 1], dtype=object), allow_pickle=True)
+    elif saved == "pickle":
+        path.write_bytes(pickle.dumps([0, 1, 1, 0, 0, 0, 1]))
+    else:
+        path.write_bytes(path.read_bytes()[:100] if saved == "cut" else b"")
+    with pytest.raises(DatasetError, match=r"01_0014\.npy is not a (numeric|readable) \.npy array") as err:
+        load_dataset(tmp_path, "shanghaitech")
+    assert "allow_pickle" not in str(err.value)
+
+
+
+def test_npy_labels_of_strings_are_refused(tmp_path):
+    make_shanghaitech(tmp_path)
+    np.save(tmp_path / "testing" / "test_frame_mask" / "01_0014.npy", np.array(list("0110001")))
+    with pytest.raises(DatasetError, match=r"'01_0014'.*01_0014\.npy must be numbers"):
         load_dataset(tmp_path, "shanghaitech")
 
 
@@ -192,6 +226,9 @@ def test_ucsd_bad_ranges(tmp_path):
         load_dataset(tmp_path)
     (tmp_path / "UCSDped2" / "Test" / "UCSDped2.m").write_text(UCSD_M.split("TestVideoFile{end+1}")[0])
     with pytest.raises(DatasetError, match="0 gt_frame entries.*2 videos"):
+        load_dataset(tmp_path)
+    (tmp_path / "UCSDped2" / "Test" / "UCSDped2.m").write_text(UCSD_M.replace("[2:8]", "[2:end]"))
+    with pytest.raises(DatasetError, match=r"UCSDped2\.m: gt_frame range '2:end'"):
         load_dataset(tmp_path)
 
 

@@ -143,7 +143,7 @@ def tiny_frames(tiny_data):
 
 def test_diverged_run_stops_at_once_and_leaves_no_finished_checkpoint(tiny_data, tiny_frames, tmp_path):
     with pytest.raises(train_mod.TrainingDiverged, match="teacher stage, epoch 1/2"):
-        train(tiny_config(lr=float("inf")), tiny_data, "avenue", tmp_path / "run", progress=False,
+        train(tiny_config(lr=1e30), tiny_data, "avenue", tmp_path / "run", progress=False,
               frames=tiny_frames)
     assert not (tmp_path / "run").exists()  # nothing was saved: the run directory this call made is gone
 

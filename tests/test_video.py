@@ -1,7 +1,10 @@
 """Video I/O: files, frame folders, conversions, atomic writes and clear errors."""
 
+import errno
 import os
+import warnings
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -17,7 +20,7 @@ from sdmae.data import (
     write_frames,
     write_video,
 )
-from sdmae.data.video import read_label_image, to_rgb
+from sdmae.data.video import CorruptFrameWarning, read_label_image, to_rgb
 
 MAX_CODEC_ERROR = 8.0  # mean |decoded - written| in grey levels for the lossy codecs
 
@@ -132,6 +135,9 @@ def test_label_images_keep_their_values(tmp_path):
     np.testing.assert_array_equal(read_label_image(tmp_path / "ids.png"), ids)
     Image.fromarray(np.repeat(ids[..., None] * 30, 3, axis=2)).save(tmp_path / "rgb.png")
     np.testing.assert_array_equal(read_label_image(tmp_path / "rgb.png"), ids * 30)
+    (tmp_path / "cut.png").write_bytes((tmp_path / "rgb.png").read_bytes()[:40])
+    with pytest.raises(VideoError, match=r"cut\.png: cannot read the label image"):
+        read_label_image(tmp_path / "cut.png")
 
 
 def test_mixed_frame_sizes_name_the_first_odd_frame(tmp_path):
@@ -155,6 +161,7 @@ def test_empty_folder_is_an_error(tmp_path):
         read_video(tmp_path)
 
 
+@pytest.mark.filterwarnings("ignore::sdmae.data.video.CorruptFrameWarning")  # the cut frame; the error is tested
 @pytest.mark.parametrize("ext", [".avi", ".mkv"])
 def test_truncated_video_names_file_and_frame(tmp_path, ext):
     frames = smooth_frames(np.random.default_rng(2), t=20)
@@ -169,6 +176,33 @@ def test_truncated_video_names_file_and_frame(tmp_path, ext):
         for f in iter_frames(path):
             got.append(f)
     assert len(got) < 20
+
+
+def cut_inside_last_frame(path):
+    """Cut a video file in the middle of its last frame's data: the frame count in
+    the header stays, and the last frame decodes, silently, from half its data."""
+    with av.open(str(path)) as container:
+        last = [p for p in container.demux(video=0) if p.size][-1]
+    data = path.read_bytes()
+    path.write_bytes(data[: last.pos + last.size // 2])
+    return path
+
+
+def test_frame_decoded_from_a_cut_short_packet_is_kept_with_a_warning(tmp_path):
+    frames = smooth_frames(np.random.default_rng(3), t=12, h=96, w=128)
+    path = cut_inside_last_frame(write_video(tmp_path / "cut.avi", frames))
+    with pytest.warns(CorruptFrameWarning, match=r"cut\.avi: frame 11 .*damaged") as caught:
+        got = read_video(path)
+    assert len(caught) == 1
+    assert len(got) == 12  # kept: frame numbers stay the file's
+    assert np.abs(got[:11].astype(int) - frames[:11]).mean() < MAX_CODEC_ERROR
+
+
+def test_intact_video_decodes_without_warnings(tmp_path, frames):
+    path = write_video(tmp_path / "clip.avi", frames)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(read_video(path)) == len(frames)
 
 
 @pytest.mark.parametrize("content", [b"", b"\x00garbage" * 300])
@@ -211,6 +245,18 @@ def test_atomic_write(tmp_path):
             pass
 
 
+def test_atomic_write_reports_the_error_that_stopped_it(tmp_path, monkeypatch):
+    """On a read-only file system, removing the temporary file fails too; that
+    second error must not hide the first."""
+    def read_only(path):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr("sdmae.data._io.os.remove", read_only)
+    with pytest.raises(PermissionError, match="first"):
+        with atomic_write(tmp_path / "x.txt"):
+            raise PermissionError(errno.EACCES, "first")
+
+
 def test_prefetch_keeps_order_and_matches_direct_decoding(tmp_path, frames):
     path = write_video(tmp_path / "clip.avi", frames)
     direct = list(iter_frames(path))
@@ -221,6 +267,7 @@ def test_prefetch_keeps_order_and_matches_direct_decoding(tmp_path, frames):
         next(prefetch([1], depth=0))
 
 
+@pytest.mark.filterwarnings("ignore::sdmae.data.video.CorruptFrameWarning")  # the cut frame; the error is tested
 def test_prefetch_raises_where_decoding_stopped(tmp_path):
     path = write_video(tmp_path / "cut.avi", smooth_frames(np.random.default_rng(2), t=20))
     data = path.read_bytes()

@@ -10,7 +10,7 @@
 """
 
 from sdmae.data._io import atomic_write
-from sdmae.data.anomalies import ObjectBank, ObjectTrack, maybe_paste, paste_moving_object
+from sdmae.data.anomalies import ObjectBank, ObjectError, ObjectTrack, maybe_paste, paste_moving_object
 from sdmae.data.datasets import (
     LAYOUTS,
     DatasetError,
@@ -23,6 +23,7 @@ from sdmae.data.synthetic import ANOMALY_KINDS, make_background, make_clip, make
 from sdmae.data.video import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
+    CorruptFrameWarning,
     VideoError,
     VideoInfo,
     iter_frames,
@@ -37,11 +38,13 @@ from sdmae.data.video import (
 
 __all__ = [
     "ANOMALY_KINDS",
+    "CorruptFrameWarning",
     "IMAGE_EXTENSIONS",
     "LAYOUTS",
     "VIDEO_EXTENSIONS",
     "DatasetError",
     "ObjectBank",
+    "ObjectError",
     "ObjectTrack",
     "VideoError",
     "VideoInfo",

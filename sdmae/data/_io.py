@@ -43,6 +43,8 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        # Best effort: on a read-only file system the removal fails too, and its
+        # error must not hide the one that stopped the write.
+        with contextlib.suppress(OSError):
             os.remove(tmp)
         raise

@@ -21,6 +21,12 @@ from typing import Iterable, NamedTuple
 
 import numpy as np
 
+from ..errors import SdmaeError
+
+
+class ObjectError(SdmaeError):
+    """Cut-outs or object tracks that cannot be pasted (the message names the file or source)."""
+
 __all__ = ["ObjectBank", "ObjectTrack", "maybe_paste", "paste_moving_object"]
 
 _MAX_SIDE = 128  # objects are stored at most this big: pasting never needs more
@@ -45,9 +51,9 @@ def _resize_premultiplied(obj: np.ndarray, h: int, w: int) -> tuple[np.ndarray, 
 def _check_rgba(obj, where: str) -> np.ndarray:
     obj = np.asarray(obj)
     if obj.ndim != 3 or obj.shape[2] != 4 or obj.dtype != np.uint8:
-        raise ValueError(f"{where}: expected an (h, w, 4) uint8 RGBA array, got {obj.shape} {obj.dtype}")
+        raise ObjectError(f"{where}: expected an (h, w, 4) uint8 RGBA array, got {obj.shape} {obj.dtype}")
     if not obj[..., 3].any():
-        raise ValueError(f"{where}: the alpha channel is empty (fully transparent)")
+        raise ObjectError(f"{where}: the alpha channel is empty (fully transparent)")
     return obj
 
 
@@ -86,7 +92,7 @@ def _to_stored_track(track: ObjectTrack, where: str) -> ObjectTrack:
     frames = [np.asarray(f) for f in track.frames]
     offsets = np.asarray(track.offsets, np.float64).reshape(-1, 2)
     if not frames or len(frames) != len(offsets):
-        raise ValueError(f"{where}: a track needs frames and one (y, x) offset per frame")
+        raise ObjectError(f"{where}: a track needs frames and one (y, x) offset per frame")
     side = max(max(f.shape[:2]) for f in frames if f.ndim == 3)
     k = min(1.0, _MAX_SIDE / side)
     stored, shifts = [], []
@@ -156,7 +162,7 @@ class ObjectBank:
         self.objects = tuple(_to_stored_track(o, f"{name}[{i}]") if isinstance(o, ObjectTrack)
                              else _to_stored(o, f"{name}[{i}]") for i, o in enumerate(objects))
         if not self.objects:
-            raise ValueError(f"{name}: an ObjectBank needs at least one object")
+            raise ObjectError(f"{name}: an ObjectBank needs at least one object")
 
     def __len__(self) -> int:
         return len(self.objects)
@@ -208,13 +214,16 @@ class ObjectBank:
             key=lambda p: _natural_key(p.name),
         )
         if not files:
-            raise ValueError(f"{folder}: no RGBA cut-outs (.png, .webp, .tif) in this folder")
+            raise ObjectError(f"{folder}: no RGBA cut-outs (.png, .webp, .tif) in this folder")
         objs = []
         for f in files:
-            with Image.open(f) as im:
-                if "A" not in im.getbands() and "transparency" not in im.info:
-                    raise ValueError(f"{f}: no alpha channel; cut-outs need alpha as their mask")
-                objs.append(np.asarray(im.convert("RGBA")))
+            try:
+                with Image.open(f) as im:
+                    if "A" not in im.getbands() and "transparency" not in im.info:
+                        raise ObjectError(f"{f}: no alpha channel; cut-outs need alpha as their mask")
+                    objs.append(np.asarray(im.convert("RGBA")))
+            except (OSError, SyntaxError) as exc:  # PIL's errors for a damaged image do not name the file
+                raise ObjectError(f"{f}: not a readable image ({exc})") from None
         return cls(objs, str(folder))
 
     @classmethod
@@ -286,7 +295,7 @@ class ObjectBank:
                 tracks_out.append(ObjectTrack(tuple(c for c, _ in seq),
                                               np.array([pos for _, pos in seq], np.float64) - origin))
         if not tracks_out:
-            raise ValueError(f"{root}: no annotated abnormal objects in the {split!r} split")
+            raise ObjectError(f"{root}: no annotated abnormal objects in the {split!r} split")
         return cls(tracks_out, f"ubnormal:{split}")
 
     @classmethod

@@ -42,6 +42,7 @@ from sdmae.data.video import (
     read_video,
     video_info,
 )
+from sdmae.errors import SdmaeError
 
 __all__ = [
     "LAYOUTS",
@@ -63,7 +64,7 @@ _SPLITS = {
 }
 
 
-class DatasetError(ValueError):
+class DatasetError(SdmaeError):
     """A dataset tree that cannot be read as asked (layout, labels, counts)."""
 
 
@@ -251,6 +252,9 @@ def _count(source: Path) -> tuple[int, float | None]:
 
 def _check_labels(name: str, labels, num_frames: int, where) -> np.ndarray:
     labels = np.asarray(labels).ravel()
+    if not (labels.dtype == np.bool_ or np.issubdtype(labels.dtype, np.number)):
+        # strings would compare unequal to 0 everywhere: every frame abnormal
+        raise DatasetError(f"video {name!r}: labels in {where} must be numbers, got dtype {labels.dtype}")
     if len(labels) != num_frames:
         raise DatasetError(
             f"video {name!r}: {len(labels)} labels in {where} but the video has {num_frames} frames"
@@ -258,13 +262,27 @@ def _check_labels(name: str, labels, num_frames: int, where) -> np.ndarray:
     return (labels != 0).astype(np.uint8)
 
 
+def _load_npy(path: Path, mmap_mode: str | None = None) -> np.ndarray:
+    """A numeric .npy array; pickled Python objects are refused (loading them could run code)."""
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except ValueError as e:
+        if "pickle" in str(e) or "Python objects" in str(e):
+            # numpy's own message would suggest allow_pickle=True, i.e. running the file's code
+            raise DatasetError(f"{path} is not a numeric .npy array: it holds pickled Python objects or is "
+                               "no .npy file at all (pickles are never loaded: that could run code)") from None
+        raise DatasetError(f"{path} is not a readable .npy array ({e})") from None
+    except EOFError:
+        raise DatasetError(f"{path} is not a readable .npy array (the file is empty)") from None
+
+
 def _read_label_file(path: Path) -> np.ndarray:
     if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False)
-    tokens = [t for t in re.split(r"[\s,;]+", path.read_text()) if t]
+        return _load_npy(path)
     try:
+        tokens = [t for t in re.split(r"[\s,;]+", path.read_text()) if t]
         return np.array([float(t) for t in tokens])
-    except ValueError as e:
+    except ValueError as e:  # UnicodeDecodeError too
         raise DatasetError(f"{path}: labels must be numbers, one per frame ({e})") from None
 
 
@@ -273,7 +291,7 @@ def _mask_stack(files: list[Path]) -> np.ndarray:
 
 
 def _npy_masks(path: Path) -> np.ndarray:
-    m = np.load(path, mmap_mode="r", allow_pickle=False)
+    m = _load_npy(path, mmap_mode="r")
     if m.ndim != 3:
         raise DatasetError(f"{path}: pixel masks must be (T, H, W), got shape {m.shape}")
     return np.asarray(m != 0)
@@ -294,6 +312,8 @@ def _vol_label_frames(mat: Path) -> list[np.ndarray]:
         data = loadmat(mat, variable_names=["volLabel"])
     except NotImplementedError as e:  # MATLAB v7.3 (HDF5)
         raise DatasetError(f"{mat}: MATLAB v7.3 files are not supported; re-save as v7") from e
+    except Exception as e:  # truncated or not a .mat: MatReadError, ValueError, OSError, zlib.error ...
+        raise DatasetError(f"{mat} is not a readable MATLAB file ({type(e).__name__}: {e})") from None
     if "volLabel" not in data:
         raise DatasetError(f"{mat}: no variable 'volLabel'")
     vol = data["volLabel"]
@@ -370,7 +390,7 @@ def _read_shanghaitech(root: Path, split: str) -> list[VideoRecord]:
             f = ldir / f"{name}.npy"
             if not f.is_file():
                 raise FileNotFoundError(f"video {name!r}: frame labels not found: {f}")
-            labels = _check_labels(name, np.load(f), n, f)
+            labels = _check_labels(name, _load_npy(f), n, f)
         pm = pdir / f"{name}.npy"
         loader = functools.partial(_npy_masks, pm) if pm.is_file() else None
         records.append(VideoRecord(name, src, n, fps, labels, "shanghaitech", split, {}, loader))
@@ -410,7 +430,10 @@ def _parse_ucsd_m(path: Path) -> list[list[tuple[int, int]]]:
             if not tok:
                 continue
             a, _, b = tok.partition(":")
-            ranges.append((int(a), int(b or a)))
+            try:
+                ranges.append((int(a), int(b or a)))
+            except ValueError:
+                raise DatasetError(f"{path}: gt_frame range {tok!r} is not first:last frame numbers") from None
         entries.append(ranges)
     return entries
 

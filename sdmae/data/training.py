@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from .. import kernels
 from ..config import Config
 from .anomalies import ObjectBank, maybe_paste
-from .datasets import load_dataset
+from .datasets import DatasetError, load_dataset
 
 
 class TrainFrames:
@@ -57,14 +57,14 @@ class TrainFrames:
             if chunk:
                 chunks.append(_shrink(np.stack(chunk), size))
             if not chunks:
-                raise ValueError(f"training video {rec.source} has no frames")
+                raise DatasetError(f"training video {rec.source} has no frames")
             video = np.concatenate(chunks)
             if rec.labels is None or not rec.labels.any():
                 videos.append(video)
             else:
                 videos += [video[a:b] for a, b in normal_runs(rec.labels)]
         if not videos:
-            raise ValueError(f"{root}: the training split has no normal frames")
+            raise DatasetError(f"{root}: the training split has no normal frames")
         return cls(videos)
 
     def __len__(self) -> int:

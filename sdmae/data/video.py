@@ -14,6 +14,7 @@ import re
 import secrets
 import shutil
 import threading
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -24,10 +25,12 @@ import numpy as np
 from PIL import Image
 
 from sdmae.data._io import atomic_write
+from sdmae.errors import SdmaeError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
+    "CorruptFrameWarning",
     "VideoError",
     "VideoInfo",
     "is_video_source",
@@ -48,8 +51,17 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 T = TypeVar("T")
 
 
-class VideoError(ValueError):
+class VideoError(SdmaeError):
     """A video or frame folder that cannot be decoded (corrupt, truncated, mixed sizes)."""
+
+
+class CorruptFrameWarning(UserWarning):
+    """A frame decoded from damaged data (e.g. the last frame of a cut-short file).
+
+    The frame is kept, so frame numbers stay those of the file, but its pixels,
+    and the scores of the frames around it, are unreliable. Make it an error
+    with ``warnings.simplefilter("error", CorruptFrameWarning)``.
+    """
 
 
 @dataclass(frozen=True)
@@ -199,11 +211,14 @@ def read_label_image(path: str | os.PathLike) -> np.ndarray:
         The single channel; for RGB, the first channel when all three are
         equal, else the packed value ``R * 65536 + G * 256 + B``.
     """
-    with Image.open(path) as im:
-        im.load()
-        if im.mode not in ("1", "L", "P", "I", "I;16", "RGB", "RGBA", "LA"):
-            im = im.convert("RGB")
-        a = np.asarray(im)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode not in ("1", "L", "P", "I", "I;16", "RGB", "RGBA", "LA"):
+                im = im.convert("RGB")
+            a = np.asarray(im)
+    except (OSError, Image.DecompressionBombError) as e:
+        raise VideoError(f"{path}: cannot read the label image ({e})") from e
     if a.ndim == 3:
         if a.shape[2] == 2:  # LA
             return a[..., 0]
@@ -272,20 +287,34 @@ def _iter_container(source: str, max_frames: int | None) -> Iterator[np.ndarray]
         size = None
         if max_frames == 0:
             return
+        # The demuxer flags a packet it could read only in part (a cut-short file);
+        # the decoder may still make a frame of it, silently, so look at the packets.
+        corrupt = set()
         try:
-            for frame in container.decode(stream):
-                rgb = frame.to_ndarray(format="rgb24")
-                if size is None:
-                    size = rgb.shape
-                elif rgb.shape != size:
-                    raise VideoError(
-                        f"{source}: frame {n} is {rgb.shape[0]}x{rgb.shape[1]} but frame 0 is "
-                        f"{size[0]}x{size[1]}"
-                    )
-                yield rgb
-                n += 1
-                if max_frames is not None and n >= max_frames:
-                    return
+            for packet in container.demux(stream):
+                if packet.is_corrupt:
+                    corrupt.add(packet.pts if packet.pts is not None else packet.dts)
+                for frame in packet.decode():
+                    rgb = frame.to_ndarray(format="rgb24")
+                    if size is None:
+                        size = rgb.shape
+                    elif rgb.shape != size:
+                        raise VideoError(
+                            f"{source}: frame {n} is {rgb.shape[0]}x{rgb.shape[1]} but frame 0 is "
+                            f"{size[0]}x{size[1]}"
+                        )
+                    if frame.pts in corrupt:
+                        warnings.warn(
+                            f"{source}: frame {n} was decoded from damaged data (truncated or corrupt "
+                            "file); it is kept, so frame numbers stay the file's, but it and the scores "
+                            "around it are unreliable",
+                            CorruptFrameWarning,
+                            stacklevel=2,
+                        )
+                    yield rgb
+                    n += 1
+                    if max_frames is not None and n >= max_frames:
+                        return
         except av.FFmpegError as e:
             raise VideoError(f"{source}: decoding stopped at frame {n}: {e}") from e
         # A truncated file decodes silently to fewer frames than its header says.
@@ -323,6 +352,13 @@ def iter_frames(source, max_frames: int | None = None) -> Iterator[np.ndarray]:
     VideoError
         Corrupt or truncated file (the message names the file and the frame
         where decoding stopped), or frames of different sizes in a folder.
+
+    Warns
+    -----
+    CorruptFrameWarning
+        A frame decoded from data the file holds only in part (typically the
+        last frame of a cut-short AVI); the warning names the file and the
+        frame, which is kept so that frame numbers stay the file's.
     """
     if max_frames is not None and max_frames < 0:
         raise ValueError(f"max_frames must be >= 0, got {max_frames}")
