@@ -115,7 +115,9 @@ def token_weights(g: np.ndarray, p: int) -> np.ndarray:
     gh, gw = h // p, w // p
     peak = g.reshape(n, c, gh, p, gw, p).max(axis=(3, 5))  # (N, C, gh, gw); read N*C*H*W
     m = peak.mean(axis=1).reshape(n, gh * gw)  # (N, L)
-    total = m.sum(axis=1, keepdims=True)
+    # summed in float64, where the sum of L float32 values in [0, 255] is exact in any
+    # order, so the twin and the kernels agree bit for bit
+    total = m.sum(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
     uniform = np.float32(1.0 / (gh * gw))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, m / total, uniform).astype(np.float32)
@@ -134,6 +136,9 @@ def bilinear_table(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.nd
     i1 = np.minimum(i0 + 1, n_in - 1)
     frac = (src - i0).astype(np.float32)
     return i0, i1, frac
+
+
+INPUT_SCALE = np.float32(1 / 127.5)  # uint8 range -> [-1, 1]: x * INPUT_SCALE - 1
 
 
 def resize_bilinear(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -190,7 +195,8 @@ def prepare(
     gradients = np.empty((n, 3, h, w), np.float32)
     for i, c in enumerate(centres):
         for block, s in enumerate((-offset, 0, offset)):
-            inputs[i, 3 * block: 3 * block + 3] = resized[int(clamp(c + s))] / np.float32(127.5) - 1
+            # times the float32 reciprocal, then minus one, each rounded: the kernels' exact arithmetic
+            inputs[i, 3 * block: 3 * block + 3] = resized[int(clamp(c + s))] * INPUT_SCALE + np.float32(-1)
         gradients[i] = np.abs(resized[int(clamp(c - step))] - resized[int(clamp(c + step))])
     return Prepared(inputs, gradients, token_weights(gradients, patch))
 

@@ -99,6 +99,22 @@ def test_bf16_scores_stay_close_to_fp32(tiny_run, detector, clip):
     np.testing.assert_allclose(streamed, got, rtol=5e-3)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_backends_give_the_same_scores(tiny_run, clip, monkeypatch, precision):
+    """prepare is bit-identical in the twin and the kernel, so even bf16, which would round
+    last-bit input differences apart, leaves only the score sums' order: ~1e-6."""
+    from sdmae import kernels
+
+    if "cpp" not in kernels.available_backends():
+        pytest.skip("sdmae._C not built")
+    low = Detector.load(tiny_run, precision=precision)
+    scores = {}
+    for backend in ("numpy", "cpp"):
+        monkeypatch.setenv("SDMAE_BACKEND", backend)
+        scores[backend] = low.score_frames(clip).raw
+    np.testing.assert_allclose(scores["numpy"], scores["cpp"], rtol=1e-5)
+
+
 def test_auto_precision_and_bad_precision(tiny_run):
     from sdmae.fast import native_bf16
 
