@@ -1,4 +1,4 @@
-"""Model-only throughput: FastScorer vs a plain baseline, per preset, in one run.
+"""Model-only throughput: the model fused for inference vs a plain baseline, per preset, in one run.
 
 Variants (all in eval mode, same weights, same seeded masks, same input):
 
@@ -10,13 +10,15 @@ Variants (all in eval mode, same weights, same seeded masks, same input):
   reusing them. The encoder runs once.
 * ``model`` -- ``SDMAE.forward(student=True)`` under ``torch.no_grad`` (this
   repository's model: shared first block computed once).
-* ``fast`` -- ``sdmae.fast.FastScorer`` (folded BatchNorm, batched q/k/v,
-  visible-only patch embedding, shared block once, inference_mode), float32.
-* ``fast-bf16`` -- ``FastScorer(precision="bf16")``: autocast to bfloat16, and
-  on a CPU attention as blocked bf16 matmuls (what ``precision="auto"`` picks
-  on hardware with native bf16; the header line says what auto resolves to).
+* ``fast`` -- the same model after ``fuse_for_inference()`` (BatchNorm folded
+  into the q/k/v convs) under inference_mode, float32: what ``Detector.load``
+  scores with.
+* ``fast-bf16`` -- that model after ``set_precision("bf16")``: autocast to
+  bfloat16, and on a CPU attention as blocked bf16 matmuls (what
+  ``precision="auto"`` picks on hardware with native bf16; the header line says
+  what auto resolves to).
 * ``fast-compile``, ``fast-bf16-compile`` -- ``torch.compile`` of the fp32 / bf16
-  FastScorer's computation; only with ``--compile``.
+  fused model's computation (``SDMAE.run``); only with ``--compile``.
 
 Correctness first: every float32 variant must equal the model within 1e-4
 relative; bf16 is reported as the relative error of predictions and of the
@@ -29,6 +31,7 @@ Run: python benchmarks/bench_model.py [--quick] [--presets avenue,...] [--batch 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import statistics
@@ -39,8 +42,8 @@ import torch
 
 from sdmae import kernels
 from sdmae.config import get_preset
-from sdmae.fast import FastScorer, physical_cores, resolve_precision
-from sdmae.model import SDMAE, seeded_masks
+from sdmae.hardware import physical_cores, resolve_precision
+from sdmae.model import AUTOCAST_DTYPES, SDMAE, seeded_masks
 
 DEFAULT_BATCH = {"tiny": 32, "avenue": 8, "shanghaitech": 8, "ubnormal": 8, "ped2": 4}
 
@@ -82,15 +85,7 @@ def baseline_forward(model: SDMAE, x, ids_keep, ids_restore):
     with torch.no_grad():
         latent = model.forward_encoder(x, ids_keep)
         teacher, _ = model.forward_decoder(latent, ids_restore)  # teacher decoder in full
-        # student: decoder input and shared block(s) computed again
-        h = model.decoder_embed(latent)
-        if model.cls_token is not None:
-            h = h[:, 1:]
-        (N, Lv, Dd), L = h.shape, ids_restore.shape[1]
-        h = torch.cat([h, model.mask_token.expand(N, L - Lv, -1)], dim=1)
-        h = h.gather(1, ids_restore[..., None].expand(-1, -1, Dd))  # (N, L, Dd)
-        if model.decoder_pos_embed is not None:
-            h = h + model.decoder_pos_embed
+        h = model.decoder_input(latent, ids_restore)  # student: decoder input and shared block(s) again
         for blk in model.decoder_blocks[:model.cfg.student_branch]:
             h = blk(h)
         return teacher, model.forward_student(h)
@@ -131,19 +126,19 @@ def bench_preset(name, batch, repeats, warmup, device, use_compile, quick):
     target = torch.randn(batch, cfg.num_tokens, cfg.patch ** 2 * cfg.out_chans, generator=g).to(device) * 0.5
     weights = torch.softmax(torch.randn(batch, cfg.num_tokens, generator=g), 1).to(device)
 
-    fast = FastScorer(model)
-    fast_bf16 = FastScorer(model, precision="bf16")
+    fast = copy.deepcopy(model).fuse_for_inference()
+    fast_bf16 = copy.deepcopy(fast).set_precision("bf16")
     variants = {
         "baseline": lambda: baseline_forward(model, x, ik, ir),
         "model": lambda: _ts(_nograd(model, x, ik, ir)),
-        "fast": lambda: _ts(fast(x, ik, ir)),
-        "fast-bf16": lambda: _ts(fast_bf16(x, ik, ir)),
+        "fast": lambda: _ts(_inference(fast, x, ik, ir)),
+        "fast-bf16": lambda: _ts(_inference(fast_bf16, x, ik, ir)),
     }
     if use_compile:  # compile the computation only; inference_mode tensors cannot be traced
         for label, scorer in (("fast-compile", fast), ("fast-bf16-compile", fast_bf16)):
             compiled = torch.compile(scorer.run)
 
-            def run_compiled(compiled=compiled, dtype=scorer.autocast):
+            def run_compiled(compiled=compiled, dtype=AUTOCAST_DTYPES[scorer.precision]):
                 with torch.no_grad(), torch.autocast(device.type, dtype=dtype or torch.float32,
                                                      enabled=dtype is not None):
                     teacher, student, _ = compiled(x, ik, ir)
@@ -190,6 +185,11 @@ def _nograd(model, x, ik, ir):
         return model(x, ik, ir, student=True)
 
 
+def _inference(model, x, ik, ir):
+    with torch.inference_mode():
+        return model(x, ik, ir, student=True)
+
+
 def _ts(out):
     return out.teacher, out.student
 
@@ -204,7 +204,7 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: physical cores)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile(FastScorer)")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile of the fused model")
     parser.add_argument("--json", help="also write the rows as JSON to this file")
     args = parser.parse_args(argv)
 

@@ -11,7 +11,7 @@ same frames splits the time into stages:
   overlapped with the rest, so it is reported apart from the main thread's total
 * wait    -- the main thread blocked on the worker for frames (decode not hidden)
 * prepare -- ``kernels.prepare`` (resize, scale, 9-channel input, motion weights)
-* model   -- the forward pass (FastScorer by default, ``--plain`` for SDMAE)
+* model   -- the forward pass (the model fused for inference, as Detector.load; ``--plain`` unfused)
 * score   -- ``kernels.score`` (token errors, frame scores)
 * other   -- the rest: masks, glue, smoothing
 
@@ -30,7 +30,7 @@ frames already on the device (a CUDA tensor with ``--device cuda``), then
 with synchronised timing: the "model + kernels from uint8 frames on the device"
 figure.
 
-Correctness first: FastScorer and the plain model must give the same raw scores
+Correctness first: the fused and the plain model must give the same raw scores
 on the clip (1e-4 relative in float32; with ``--precision bf16``, or ``auto`` on
 hardware with native bf16, the gap is printed instead).
 
@@ -42,6 +42,7 @@ Run: python benchmarks/bench_pipeline.py [--quick] [--preset avenue] [--frames T
 from __future__ import annotations
 
 import argparse
+import copy
 import contextlib
 import json
 import statistics
@@ -58,7 +59,7 @@ from sdmae import kernels
 from sdmae.config import get_preset
 from sdmae.data import iter_frames, make_clip, prefetch, write_video
 from sdmae.detector import Detector, StreamScorer
-from sdmae.fast import FastScorer, physical_cores, resolve_precision
+from sdmae.hardware import physical_cores, resolve_precision
 from sdmae.model import SDMAE
 
 SOURCE = {"avenue": (360, 640), "shanghaitech": (480, 856), "ubnormal": (720, 1280), "ped2": (240, 360),
@@ -230,9 +231,9 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=None,
                         help="ScoreConfig.batch_size (on a CPU the Detector caps it at CPU_TOKENS_PER_FORWARD tokens)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--plain", action="store_true", help="use SDMAE itself instead of FastScorer")
+    parser.add_argument("--plain", action="store_true", help="score with the unfused model, in float32")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                        help="FastScorer precision, as Detector.load (auto: bf16 on native-bf16 hardware)")
+                        help="model precision, as Detector.load (auto: bf16 on native-bf16 hardware)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: physical cores)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--source", default="file", choices=["file", "memory", "streams"],
@@ -256,7 +257,7 @@ def main(argv=None):
 
     model = SDMAE(cfg.model, generator=torch.Generator().manual_seed(0)).eval()
     precision = "fp32" if args.plain else resolve_precision(args.precision, device)
-    scorer = model if args.plain else FastScorer(model, precision=precision)
+    scorer = model if args.plain else copy.deepcopy(model).fuse_for_inference().set_precision(precision)
     det = Detector(scorer, cfg, device)
 
     if args.source in ("memory", "streams"):
@@ -279,7 +280,7 @@ def main(argv=None):
             ref = Detector(model, cfg, device).score_video(path).raw
             rel = float(np.abs(raw - ref).max() / max(np.abs(ref).max(), 1e-12))
             if precision == "fp32" and rel > 1e-4:
-                raise SystemExit(f"FastScorer scores differ from the plain model (relative {rel:.2e})")
+                raise SystemExit(f"fused model scores differ from the plain model (relative {rel:.2e})")
 
         sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
         e2e = []
@@ -301,7 +302,7 @@ def main(argv=None):
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"# sdmae pipeline | preset {preset} | video {source[0]}x{source[1]} MJPEG, {frames_n} frames -> model "
           f"{h}x{w} p{cfg.model.patch} | batch {det.batch_size} | {precision} | "
-          f"{'SDMAE' if args.plain else 'FastScorer'} | device {device} ({dev_name}) | threads "
+          f"{'unfused' if args.plain else 'fused'} | device {device} ({dev_name}) | threads "
           f"{torch.get_num_threads()} | torch {torch.__version__} | median of {repeats} | {' '.join(sys.argv)}")
     print("| measure | value |")
     print("|---|---:|")

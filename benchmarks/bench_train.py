@@ -25,7 +25,7 @@ import time
 import torch
 
 from sdmae.config import get_preset
-from sdmae.fast import physical_cores
+from sdmae.hardware import physical_cores
 from sdmae.model import patchify, weighted_loss
 from sdmae.train import build_model, sample_masks
 

@@ -34,7 +34,7 @@ from .checkpoint import CheckpointError, load_checkpoint, load_model
 from .config import Config
 from .data import VideoError, iter_frames, prefetch
 from .errors import SdmaeError
-from .fast import FastScorer, resolve_precision
+from .hardware import resolve_precision
 from .model import SDMAE, complementary_masks, seeded_masks
 from .postprocess import CausalSmoother, clean_map, normalize_per_video, smooth_scores
 
@@ -75,7 +75,7 @@ class Detector:
 
     Parameters
     ----------
-    model : SDMAE with trained teacher and student (or its :class:`sdmae.fast.FastScorer`)
+    model : SDMAE with trained teacher and student (:meth:`Detector.load` fuses it for inference)
     cfg : Config of the run
     device : "cpu" or "cuda"
     """
@@ -87,7 +87,7 @@ class Detector:
         p = cfg.model.patch
         self.size = cfg.model.input_size
         self.patch = p
-        self.precision = getattr(model, "precision", "fp32")  # a plain SDMAE runs in float32
+        self.precision = model.precision
         self._target_buffer: torch.Tensor | None = None  # see _target_image
         self._pinned: torch.Tensor | None = None  # see _upload
         self._uploaded: Any = None  # CUDA event: the last copy out of _pinned
@@ -98,7 +98,7 @@ class Detector:
         """Load ``run_dir/student.pt`` (written by ``sdmae train`` after both stages).
 
         precision : "auto" (bf16 where ``device`` has native bf16, else fp32), "fp32",
-            "bf16" or "fp16": the model's compute dtype (see :mod:`sdmae.fast`)
+            "bf16" or "fp16": the model's compute dtype (see :meth:`SDMAE.set_precision`)
         score : ScoreConfig fields to change from the run's, e.g. ``{"smoothing_sigma": 3.0}``
         """
         precision = resolve_precision(precision, device)
@@ -116,8 +116,8 @@ class Detector:
         cfg = state["config"]
         if score:
             cfg.score = dataclasses.replace(cfg.score, **score)
-        # Inference builds only what scoring needs (BatchNorm folded, shared block once).
-        return cls(FastScorer(load_model(state, path), precision=precision), cfg, device)
+        model = load_model(state, path).fuse_for_inference().set_precision(precision)
+        return cls(model, cfg, device)
 
     # ----------------------------------------------------------------- core
 

@@ -37,6 +37,10 @@ import torch.nn.functional as F
 from sdmae.config import ModelConfig
 
 
+# compute dtypes of set_precision: None runs in the parameters' dtype
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 class ModelOutput(NamedTuple):
     teacher: torch.Tensor  # (N, L, p*p*out_chans)
     student: torch.Tensor | None  # (N, L, p*p*out_chans), None when not asked for
@@ -240,15 +244,20 @@ def tokens_to_grid(x: torch.Tensor, ids: torch.Tensor | None, grid: tuple[int, i
 
 
 class ConvProjection(nn.Module):
-    """CvT's convolutional projection for q, k, v (depth-wise 3x3 conv + BatchNorm)
-    on a token set that may be a masked subset of the grid (see tokens_to_grid)."""
+    """CvT's convolutional projection for q, k, v: three depth-wise 3x3 convs, then
+    BatchNorm, on a token set that may be a masked subset of the grid (see tokens_to_grid).
+
+    ``fuse()`` folds the (eval) BatchNorm into the convs: in eval mode it is a
+    per-channel affine after a gather that only selects positions, so it moves
+    into each conv as ``w * s`` and a bias ``t``, and each conv's output goes to
+    its Linear with no normalisation pass.
+    """
 
     def __init__(self, dim: int, grid: tuple[int, int], mixer: str = "scatter"):
         super().__init__()
         self.grid, self.mixer = grid, mixer
-        # one grouped conv = three depth-wise convs (q, k, v) behind one scatter/gather
-        self.conv = nn.Conv2d(dim, 3 * dim, 3, padding=1, groups=dim, bias=False)
-        self.bn = GlobalBatchNorm1d(3 * dim)
+        self.convs = nn.ModuleList(nn.Conv2d(dim, dim, 3, padding=1, groups=dim, bias=False) for _ in range(3))
+        self.bn: GlobalBatchNorm1d | None = GlobalBatchNorm1d(3 * dim)  # channels: q's, then k's, then v's
 
     def forward(self, x: torch.Tensor, ids: torch.Tensor | None):
         """x: (N, P + Lx, D), P prefix ([CLS]) tokens then tokens at grid positions
@@ -256,14 +265,68 @@ class ConvProjection(nn.Module):
         gh, gw = self.grid
         n_prefix = x.shape[1] - (gh * gw if ids is None else ids.shape[1])
         prefix, x = x[:, :n_prefix], x[:, n_prefix:]
-        N, _, D = x.shape
+        N, Lx, D = x.shape
         image, back = tokens_to_grid(x, ids, self.grid, self.mixer)
-        y = back(self.conv(image))  # (N, Lx, 3D)
-        y = self.bn(y.reshape(-1, 3 * D))  # after the gather: statistics over real tokens only
-        y = y.reshape(N, -1, D, 3).permute(3, 0, 1, 2)  # (3, N, Lx, D); group d holds d's q, k, v
+        qkv = [back(conv(image)) for conv in self.convs]  # 3 x (N, Lx, D)
+        if self.bn is not None:  # after the gather: statistics over real tokens only
+            qkv = self.bn(torch.cat(qkv, dim=-1).reshape(N * Lx, 3 * D)).reshape(N, Lx, 3 * D).split(D, dim=-1)
         if n_prefix:  # [CLS] has no place on the grid and bypasses the conv, as in CvT
-            y = torch.cat([prefix.expand(3, -1, -1, -1), y], dim=2)  # (3, N, P + Lx, D)
-        return y.unbind(0)
+            qkv = [torch.cat([prefix, t], dim=1) for t in qkv]  # (N, P + Lx, D)
+        return qkv
+
+    @torch.no_grad()
+    def fuse(self) -> None:
+        """Fold the eval-mode BatchNorm into the convs (in place; inference only)."""
+        if self.bn is None:
+            return
+        bn, D = self.bn, self.convs[0].in_channels
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (3D,)
+        shift = bn.bias - bn.running_mean * scale
+        for j, old in enumerate(self.convs):
+            conv = nn.Conv2d(D, D, 3, padding=1, groups=D, bias=True, dtype=old.weight.dtype,
+                             device=old.weight.device)
+            conv.weight.copy_(old.weight * scale[j * D:(j + 1) * D, None, None, None])
+            conv.bias.copy_(shift[j * D:(j + 1) * D])
+            self.convs[j] = conv
+        self.bn = None
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # sdmae < 0.3 stored one grouped conv (3D, 1, 3, 3) writing q, k, v of channel d
+        # interleaved (3d + j), and BatchNorm over that order: split and reorder
+        old = prefix + "conv.weight"
+        if old in state_dict:
+            weight = state_dict.pop(old)
+            for j in range(3):
+                state_dict[f"{prefix}convs.{j}.weight"] = weight[j::3]
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                key = f"{prefix}bn.{name}"
+                if key in state_dict:
+                    state_dict[key] = torch.cat([state_dict[key][j::3] for j in range(3)])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+# Query rows per block of the CPU low-precision attention: a (batch*heads, 128, T)
+# score block stays cache-sized while each matmul is still large enough to be efficient.
+ATTENTION_BLOCK = 128
+
+
+def blocked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T / sqrt(hs)) v for (N, nh, T, hs), a block of query rows at a time.
+
+    On a CPU, scaled_dot_product_attention takes as long in bf16 as in fp32 (its
+    kernel is bound by the softmax: 17.3 vs 16.2 ms for one 800-token block),
+    while bf16 matmuls run ~4.5x the fp32 ones where the CPU has avx512_bf16;
+    blocked bf16 matmuls took 9.1 ms.
+    """
+    N, nh, T, hs = q.shape
+    q = (q * hs ** -0.5).reshape(N * nh, T, hs)
+    kt = k.reshape(N * nh, T, hs).transpose(1, 2)
+    v = v.reshape(N * nh, T, hs)
+    out = torch.empty_like(q)
+    for start in range(0, T, ATTENTION_BLOCK):
+        rows = slice(start, start + ATTENTION_BLOCK)
+        torch.bmm(torch.softmax(torch.bmm(q[:, rows], kt), dim=-1), v, out=out[:, rows])
+    return out.view(N, nh, T, hs)
 
 
 class Attention(nn.Module):
@@ -288,7 +351,10 @@ class Attention(nn.Module):
             q, k, v = self.q(q), self.k(k), self.v(v)
         q, k, v = (t.reshape(N, T, self.heads, D // self.heads).transpose(1, 2)
                    for t in (q, k, v))  # (N, nh, T, hs)
-        y = F.scaled_dot_product_attention(q, k, v)  # (N, nh, T, hs)
+        if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16) and not torch.is_grad_enabled():
+            y = blocked_attention(q, k, v)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v)  # (N, nh, T, hs)
         return self.proj(y.transpose(1, 2).reshape(N, T, D))  # (N, T, D)
 
 
@@ -323,6 +389,8 @@ class SDMAE(nn.Module):
         super().__init__()
         self.cfg = cfg
         self._teacher_frozen = False
+        self._fused = False
+        self.precision = "fp32"  # see set_precision
         grid, mixer, p = cfg.grid, cfg.token_mixer, cfg.patch
         with torch.random.fork_rng(devices=[]):  # default inits would advance the global RNG
             # encoder
@@ -426,9 +494,9 @@ class SDMAE(nn.Module):
         """latent: (N, 1 + Lv, enc_dim) -> logit (N,) "a synthetic anomaly is present"."""
         return self.cls_pred(latent[:, 0]).squeeze(-1)
 
-    def forward_decoder(self, latent: torch.Tensor, ids_restore: torch.Tensor):
-        """latent: (N, [1 +] Lv, enc_dim), ids_restore: (N, L) ->
-        teacher_pred (N, L, p*p*out_chans), branch_hidden (N, L, dec_dim)."""
+    def decoder_input(self, latent: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
+        """latent: (N, [1 +] Lv, enc_dim), ids_restore: (N, L) -> (N, L, dec_dim): the
+        embedded visible tokens and mask tokens, in grid order."""
         x = self.decoder_embed(latent)  # (N, [1 +] Lv, Dd)
         if self.cls_token is not None:
             x = x[:, 1:]  # [CLS] serves the classification head only
@@ -437,6 +505,12 @@ class SDMAE(nn.Module):
         x = x.gather(1, ids_restore[..., None].expand(-1, -1, Dd))  # (N, L, Dd) grid order
         if self.decoder_pos_embed is not None:
             x = x + self.decoder_pos_embed
+        return x
+
+    def forward_decoder(self, latent: torch.Tensor, ids_restore: torch.Tensor):
+        """latent: (N, [1 +] Lv, enc_dim), ids_restore: (N, L) ->
+        teacher_pred (N, L, p*p*out_chans), branch_hidden (N, L, dec_dim)."""
+        x = self.decoder_input(latent, ids_restore)
         b = self.cfg.student_branch
         for blk in self.decoder_blocks[:b]:  # shared by teacher and student, computed once
             x = blk(x)
@@ -457,15 +531,46 @@ class SDMAE(nn.Module):
         drawn at cfg.mask_ratio from ``generator`` -> ModelOutput."""
         ids_keep, ids_restore, mask = resolve_masks(x, ids_keep, ids_restore, generator, self.num_tokens,
                                                     self.cfg.mask_ratio)
+        dtype = AUTOCAST_DTYPES[self.precision]
+        if dtype is None:
+            teacher, stu, cls = self.run(x, ids_keep, ids_restore, student)
+        else:
+            with torch.autocast(x.device.type, dtype=dtype):
+                outputs = self.run(x, ids_keep, ids_restore, student)
+            teacher, stu, cls = (t.float() if t is not None else None for t in outputs)  # float32 out, always
+        return ModelOutput(teacher=teacher, student=stu, mask=mask, cls_logit=cls)
+
+    def run(self, x: torch.Tensor, ids_keep: torch.Tensor, ids_restore: torch.Tensor, student: bool = True):
+        """The computation alone (no mask drawing, no autocast): what ``torch.compile``
+        should see -> teacher (N, L, P), student or None, cls logit or None."""
         latent = self.forward_encoder(x, ids_keep)
         teacher, branch_hidden = self.forward_decoder(latent, ids_restore)
-        return ModelOutput(
-            teacher=teacher,
-            student=self.forward_student(branch_hidden) if student else None,
-            mask=mask,
-            cls_logit=self.forward_cls(latent) if self.cls_pred is not None else None)
+        stu = self.forward_student(branch_hidden) if student else None
+        return teacher, stu, self.forward_cls(latent) if self.cls_pred is not None else None
 
-    weighted_loss = staticmethod(weighted_loss)
+    # ---- inference
+
+    def fuse_for_inference(self) -> "SDMAE":
+        """In place, for scoring only: eval mode, no gradients, every BatchNorm folded
+        into its convs (one pass over the q/k/v tokens fewer per block). Scores equal
+        the unfused model's to float rounding; training it afterwards is refused."""
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+        for module in self.modules():
+            if isinstance(module, ConvProjection):
+                module.fuse()
+        self._fused = True
+        return self
+
+    def set_precision(self, precision: str) -> "SDMAE":
+        """The forward's compute dtype: "fp32" (default), "bf16" or "fp16" (autocast;
+        predictions are returned in float32 either way). On a CPU, bf16/fp16 attention
+        without gradients runs as blocked matmuls (see :func:`blocked_attention`)."""
+        if precision not in AUTOCAST_DTYPES:
+            raise ValueError(f"precision must be one of {tuple(AUTOCAST_DTYPES)}, got {precision!r}")
+        self.precision = precision
+        return self
 
     # ---- two-stage training
 
@@ -486,6 +591,8 @@ class SDMAE(nn.Module):
         return self.train(self.training)
 
     def train(self, mode: bool = True) -> "SDMAE":
+        if mode and getattr(self, "_fused", False):
+            raise RuntimeError("this model was fused for inference (BatchNorm folded); train an unfused SDMAE")
         super().train(mode)
         if self._teacher_frozen:
             for name, child in self.named_children():

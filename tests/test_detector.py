@@ -116,7 +116,7 @@ def test_backends_give_the_same_scores(tiny_run, clip, monkeypatch, precision):
 
 
 def test_auto_precision_and_bad_precision(tiny_run):
-    from sdmae.fast import native_bf16
+    from sdmae.hardware import native_bf16
 
     assert Detector.load(tiny_run).precision == ("bf16" if native_bf16("cpu") else "fp32")
     with pytest.raises(ValueError, match="precision must be one of"):
