@@ -179,13 +179,10 @@ def bench_case(name, shape, batch, repeats, twin_repeats, rng, cuda):
         got = kernels.score(tg, te, stu, wt, p, (h, w), hidden=hd, **options, backend="cuda")
         for a, b in zip(got, expected):
             check_close(a, b, "cuda score")
-        x_d, ids_d = torch.from_numpy(prepared.inputs).cuda(), torch.from_numpy(ids).cuda()
-        check_close(kernels.gather_patches(x_d, ids_d, p, backend="cuda"), gathered, "cuda gather_patches")
         for op, nbytes, fn in [
             ("prepare", prep_bytes, lambda: kernels.prepare(f_d, centres, (h, w), p, backend="cuda")),
             ("score", score_bytes, lambda: kernels.score(tg, te, stu, wt, p, (h, w), hidden=hd, **options,
                                                          backend="cuda")),
-            ("gather_patches", gather_bytes, lambda: kernels.gather_patches(x_d, ids_d, p, backend="cuda")),
         ]:
             t_gpu, spread = timeit(fn, 20, warmup=3, sync=sync)
             rows.append(dict(case=name, op=op, device="cuda", twin_ms=None, ms=1e3 * t_gpu,

@@ -51,17 +51,6 @@ void patchify(F32 x, int64_t p, F32 out) {
   sdmae::patchify(src, dst, n, c, h, w, p);
 }
 
-void unpatchify(F32 t, int64_t p, F32 out) {
-  expect(out.ndim() == 4, "out must be (N, C, H, W)");
-  const int64_t n = out.shape(0), c = out.shape(1), h = out.shape(2), w = out.shape(3);
-  expect_patch(h, w, p);
-  expect_shape(t, {n, (h / p) * (w / p), p * p * c}, "t");
-  const float* src = t.data();
-  float* dst = out.mutable_data();
-  py::gil_scoped_release release;
-  sdmae::unpatchify(src, dst, n, c, h, w, p);
-}
-
 void gather_patches(F32 x, I64 ids, int64_t p, F32 out) {
   expect(x.ndim() == 4, "x must be (N, C, H, W)");
   const int64_t n = x.shape(0), c = x.shape(1), h = x.shape(2), w = x.shape(3);
@@ -169,8 +158,6 @@ PYBIND11_MODULE(_C, m) {
   m.def("max_threads", &max_threads, "Threads the kernels use (OpenMP's maximum).");
   m.def("patchify", &patchify, py::arg("x").noconvert(), py::arg("p"), py::arg("out").noconvert(),
         R"(x (N, C, H, W) float32 -> out (N, L, p*p*C) float32, written in place.)");
-  m.def("unpatchify", &unpatchify, py::arg("t").noconvert(), py::arg("p"), py::arg("out").noconvert(),
-        R"(t (N, L, p*p*C) float32 -> out (N, C, H, W) float32, written in place.)");
   m.def("gather_patches", &gather_patches, py::arg("x").noconvert(), py::arg("ids").noconvert(), py::arg("p"),
         py::arg("out").noconvert(),
         R"(x (N, C, H, W) float32, ids (N, K) int64 in [0, L) -> out (N, K, C*p*p) float32, each patch ordered

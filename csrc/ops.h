@@ -8,8 +8,6 @@ namespace sdmae {
 
 // x (N, C, H, W) -> out (N, L, p*p*C), token order (row, column, channel).
 void patchify(const float* x, float* out, int64_t n, int64_t c, int64_t h, int64_t w, int64_t p);
-// t (N, L, p*p*C) -> out (N, C, H, W).
-void unpatchify(const float* t, float* out, int64_t n, int64_t c, int64_t h, int64_t w, int64_t p);
 // x (N, C, H, W), ids (N, K) in [0, L) -> out (N, K, C*p*p), patch order
 // (channel, row, column): that of a stride-p Conv2d weight, not patchify's.
 void gather_patches(const float* x, const int64_t* ids, float* out, int64_t n, int64_t c, int64_t h, int64_t w,

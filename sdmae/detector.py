@@ -58,7 +58,6 @@ class VideoScores:
     raw: np.ndarray
     smoothed: np.ndarray
     maps: np.ndarray | None = None
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -84,6 +83,9 @@ class Detector:
         self.cfg = cfg
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        # prepare and score run here: the model's device, or the CPU (one RuntimeWarning)
+        # where the CUDA kernels cannot run: _C_cuda not built, or built without this GPU.
+        self.kernel_device = kernels.kernel_device(self.device)
         p = cfg.model.patch
         self.size = cfg.model.input_size
         self.patch = p
@@ -133,8 +135,10 @@ class Detector:
     def prepare(self, frames: Any, centres: np.ndarray) -> kernels.Prepared:
         """``kernels.prepare`` at the model's size, on the detector's device (a GPU
         detector uploads the uint8 frames and prepares there)."""
-        if self.device.type == "cuda":
+        if self.kernel_device.type == "cuda":
             frames = self._upload(frames)
+        elif torch.is_tensor(frames):  # CPU kernels (see __init__) take CPU frames
+            frames = frames.cpu()
         return kernels.prepare(frames, centres, self.size, self.patch, self.cfg.train.frame_offset,
                                self.cfg.train.grad_step)
 
@@ -165,14 +169,14 @@ class Detector:
                     probabilities.append(torch.sigmoid(out.cls_logit.float()))
             teacher, student = torch.stack(teachers), torch.stack(students)  # (K, N, L, p*p*4)
             hidden = torch.stack([mask.float() for _, _, mask in masks])  # (K, N, L), 1 = hidden
-        target = kernels.patchify(self._target_image(inputs), self.patch)
-        weights = torch.as_tensor(prep.weights, device=self.device)
-        on_gpu = self.device.type == "cuda"
+        on_gpu = self.kernel_device.type == "cuda"
 
         def host(t):
             return t if on_gpu else t.cpu().contiguous().numpy()
 
-        scores = kernels.score(host(target), host(teacher.contiguous()), host(student.contiguous()), host(weights),
+        target = kernels.patchify(host(self._target_image(inputs)), self.patch)
+        weights = torch.as_tensor(prep.weights, device=self.kernel_device)
+        scores = kernels.score(target, host(teacher.contiguous()), host(student.contiguous()), host(weights),
                                self.patch, self.size, hidden=host(hidden), **self.score_options,
                                with_maps=with_maps)
         frame, maps = (None if a is None else (a.cpu().numpy() if torch.is_tensor(a) else a)

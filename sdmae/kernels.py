@@ -6,9 +6,9 @@ for CUDA tensors, the C++ extension otherwise, and the NumPy twin of
 :mod:`sdmae.reference` when the extension is not built (with one warning).
 
 CPU backends take NumPy arrays or CPU torch tensors (zero-copy) and return the
-same kind; the CUDA backend takes CUDA torch tensors, runs on the current
-stream and returns CUDA tensors. The kernels themselves never see an
-unchecked buffer: everything is checked here.
+same kind; the CUDA backend (every op but ``gather_patches``) takes CUDA torch
+tensors, runs on the current stream and returns CUDA tensors. The kernels
+themselves never see an unchecked buffer: everything is checked here.
 """
 
 from __future__ import annotations
@@ -34,10 +34,13 @@ else:
 
 try:
     from . import _C_cuda
-except ImportError:
+except ImportError as exc:
     _C_cuda = None
+    _C_CUDA_IMPORT_ERROR: Exception | None = exc
+else:
+    _C_CUDA_IMPORT_ERROR = None
 
-__all__ = ["BACKENDS", "Prepared", "Scores", "available_backends", "patchify", "unpatchify",
+__all__ = ["BACKENDS", "Prepared", "Scores", "available_backends", "cuda_problem", "kernel_device", "patchify",
            "gather_patches", "token_weights", "prepare", "score"]
 
 BACKENDS = ("auto", "cpp", "cuda", "numpy")
@@ -45,13 +48,57 @@ _warned_fallback = False
 
 
 def available_backends() -> list[str]:
-    """Backends usable on this machine, fastest first (CUDA only with a GPU present)."""
+    """Backends usable on this machine, fastest first: CUDA only when a kernel launched
+    on GPU 0 ran (see :func:`cuda_problem`)."""
     found = []
-    if _C_cuda is not None and _C_cuda.device_count() > 0:
+    if cuda_problem(0) is None:
         found.append("cuda")
     if _C is not None:
         found.append("cpp")
     return found + ["numpy"]
+
+
+_cuda_problems: dict[int, str | None] = {}  # device index -> cuda_problem's answer
+_warned_cuda_fallback: set[str] = set()
+
+
+def cuda_problem(device: int = 0) -> str | None:
+    """Why the CUDA kernels cannot run on GPU ``device``, or None when they can.
+
+    The first call per device launches one tiny kernel there: a module built
+    without the GPU's architecture (sm_70 with nvcc 13, a T4's sm_75 outside
+    the build's list) imports and counts devices fine, and fails only at its
+    first launch.
+    """
+    if _C_cuda is None:
+        return f"sdmae._C_cuda was not built ({_C_CUDA_IMPORT_ERROR})"
+    if device not in _cuda_problems:
+        if _C_cuda.device_count() <= device:
+            return f"no CUDA device {device} (the runtime sees {_C_cuda.device_count()})"  # not cached: cheap
+        _cuda_problems[device] = _C_cuda.probe(device) or None
+    return _cuda_problems[device]
+
+
+def kernel_device(device: Any) -> Any:
+    """Where the kernels of a model on ``device`` run (a ``torch.device``): that device,
+    or the CPU, with one RuntimeWarning per reason, when the CUDA kernels cannot run on
+    it; the C++ kernels give the same results (tests/test_kernels.py pins both)."""
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda":
+        return device
+    index = device.index
+    if index is None and _C_cuda is not None:  # "cuda" means torch's current device
+        index = torch.cuda.current_device()
+    problem = cuda_problem(index or 0)
+    if problem is None:
+        return device
+    if problem not in _warned_cuda_fallback:
+        warnings.warn(f"{problem}; the kernels of this {device} model run on the CPU (copying its "
+                      "inputs and outputs), with the same results", RuntimeWarning, stacklevel=2)
+        _warned_cuda_fallback.add(problem)
+    return torch.device("cpu")
 
 
 # ---------------------------------------------------------------------------
@@ -222,45 +269,6 @@ def patchify(x: Any, p: int, *, backend: str | None = None) -> Any:
     return _like(out, x)
 
 
-def unpatchify(t: Any, p: int, h: int, w: int, *, backend: str | None = None) -> Any:
-    """Inverse of :func:`patchify`.
-
-    Parameters
-    ----------
-    t : (N, L, p*p*C) float32 with L = (h/p) * (w/p)
-    p, h, w : int
-
-    Returns
-    -------
-    (N, C, h, w) float32
-    """
-    _check_array(t, "t", 3, "(N, L, p*p*C)", "float32")
-    p = _positive_int(p, "p")
-    h, w = _size((h, w), p)
-    n, l, d = t.shape
-    if n == 0:
-        raise ValueError("t must have shape (N, L, p*p*C) with N >= 1, got an empty batch")
-    if l != (h // p) * (w // p) or d == 0 or d % (p * p):
-        raise ValueError(f"t must have shape (N, {(h // p) * (w // p)}, {p}*{p}*C) for h={h}, w={w}, p={p}, "
-                         f"got {tuple(t.shape)}")
-    c = d // (p * p)
-    chosen = _resolve_backend(backend, _on_cuda(t))
-    if chosen == "cuda":
-        import torch
-
-        (tt,) = _cuda_prepare_tensors(t)
-        out = torch.empty((n, c, h, w), dtype=torch.float32, device=tt.device)
-        with torch.cuda.device(tt.device):
-            _C_cuda.unpatchify(tt.data_ptr(), out.data_ptr(), n, c, h, w, p, _stream(tt.device))
-        return out
-    ta = _to_numpy(t)
-    if chosen == "numpy":
-        return _like(reference.unpatchify(ta, p, h, w), t)
-    out = np.empty((n, c, h, w), np.float32)
-    _C.unpatchify(ta, p, out)
-    return _like(out, t)
-
-
 def gather_patches(x: Any, ids: Any, p: int, *, backend: str | None = None) -> Any:
     """The p x p patches of x at the tokens ``ids``, ready for a linear patch embedding.
 
@@ -270,12 +278,14 @@ def gather_patches(x: Any, ids: Any, p: int, *, backend: str | None = None) -> A
     conv's output tokens at ``ids`` while only those patches are read. This is
     not :func:`patchify`'s (row, column, channel) order.
 
+    CPU only: on a GPU, torch indexing is as fast and keeps the stream free of
+    the synchronisation the id check would cost (see ``SDMAE.embed_visible``).
+
     Parameters
     ----------
-    x : (N, C, H, W) float32 array or tensor, H and W multiples of p
+    x : (N, C, H, W) float32 array or CPU tensor, H and W multiples of p
     ids : (N, K) int64, K >= 1, token indices in [0, L) into the row-major
-        (H/p, W/p) grid; repeats are allowed. On CUDA the range check reads the
-        ids back, which synchronises the stream.
+        (H/p, W/p) grid; repeats are allowed.
     p : int, patch size
 
     Returns
@@ -287,18 +297,12 @@ def gather_patches(x: Any, ids: Any, p: int, *, backend: str | None = None) -> A
     if ids.shape[0] != n or ids.shape[1] == 0:
         raise ValueError(f"ids must have shape (N, K) = ({n}, K) with K >= 1 for x of batch {n}, "
                          f"got {tuple(ids.shape)}")
-    k, l = ids.shape[1], (h // p) * (w // p)
-    chosen = _resolve_backend(backend, _on_cuda(x, ids))
-    _check_token_ids(ids, l)
-    if chosen == "cuda":
-        import torch
-
-        xt, it = _cuda_prepare_tensors(x, ids)
-        out = torch.empty((n, k, c * p * p), dtype=torch.float32, device=xt.device)
-        with torch.cuda.device(xt.device):
-            _C_cuda.gather_patches(xt.data_ptr(), it.data_ptr(), out.data_ptr(), n, c, h, w, p, k,
-                                   _stream(xt.device))
-        return out
+    if backend == "cuda" or _on_cuda(x, ids):
+        raise ValueError("gather_patches has no CUDA backend: index CUDA tensors with torch "
+                         "(as SDMAE.embed_visible does), or pass CPU arrays")
+    chosen = _resolve_backend(backend, False)
+    _check_token_ids(ids, (h // p) * (w // p))
+    k = ids.shape[1]
     xa, ia = _to_numpy(x), _to_numpy(ids)
     if chosen == "numpy":
         return _like(reference.gather_patches(xa, ia, p), x)

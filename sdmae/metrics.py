@@ -75,6 +75,19 @@ def _check_list(name: str, seq) -> list:
     return list(seq)
 
 
+def _check_videos(scores, labels) -> tuple[list, list]:
+    """Per-video score and label lists of one non-zero length."""
+    scores, labels = _check_list("scores", scores), _check_list("labels", labels)
+    if len(scores) != len(labels):
+        raise ValueError(
+            f"scores and labels must list the same number of videos, "
+            f"got {len(scores)} and {len(labels)}"
+        )
+    if not scores:
+        raise ValueError("scores is empty: no videos to evaluate")
+    return scores, labels
+
+
 # ---------------------------------------------------------------- frame AUCs
 def roc_auc(scores, labels) -> float:
     """Area under the ROC curve of one set of scores (rank statistic).
@@ -158,15 +171,7 @@ def micro_auc(scores: Sequence, labels: Sequence) -> float:
         ``roc_auc`` of the concatenated frames. Scores of different videos are
         compared with each other, so per-video offsets matter here.
     """
-    scores = _check_list("scores", scores)
-    labels = _check_list("labels", labels)
-    if len(scores) != len(labels):
-        raise ValueError(
-            f"scores and labels must list the same number of videos, "
-            f"got {len(scores)} and {len(labels)}"
-        )
-    if not scores:
-        raise ValueError("scores is empty: no videos to evaluate")
+    scores, labels = _check_videos(scores, labels)
     pairs = [_as_scores_labels(s, y, f"[{v}]") for v, (s, y) in enumerate(zip(scores, labels))]
     return roc_auc(np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs]))
 
@@ -248,15 +253,7 @@ def macro_auc(scores: Sequence, labels: Sequence, *, padded: bool = False) -> Ma
     ValueError
         If no video contains both classes (unpadded), or inputs are invalid.
     """
-    scores = _check_list("scores", scores)
-    labels = _check_list("labels", labels)
-    if len(scores) != len(labels):
-        raise ValueError(
-            f"scores and labels must list the same number of videos, "
-            f"got {len(scores)} and {len(labels)}"
-        )
-    if not scores:
-        raise ValueError("scores is empty: no videos to evaluate")
+    scores, labels = _check_videos(scores, labels)
     per_video = np.full(len(scores), np.nan)
     for v, (s_v, y_v) in enumerate(zip(scores, labels)):
         s, y = _as_scores_labels(s_v, y_v, f"[{v}]")

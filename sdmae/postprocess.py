@@ -1,4 +1,4 @@
-"""Post-processing: frame-score smoothing and anomaly maps -> regions / tracks.
+"""Post-processing: frame-score smoothing and anomaly maps -> scored regions.
 
 Frame scores
     ``smooth_scores`` (offline, centred Gaussian), ``CausalSmoother`` /
@@ -7,10 +7,9 @@ Frame scores
 Pixel maps
     ``clean_map`` (morphological opening + optional blur),
     ``map_threshold`` (one global threshold), ``maps_to_detections``
-    (connected components -> scored boxes for RBDC / TBDC),
-    ``masks_to_regions`` / ``masks_to_tracks`` (ground-truth masks -> the
-    region / track tables ``sdmae.metrics.rbdc_tbdc`` expects),
-    ``scale_boxes`` (model size -> video size).
+    (connected components -> scored boxes for RBDC / TBDC, matched against
+    the tracks of ``sdmae.data.tracks_from_masks``), ``scale_boxes`` (model
+    size -> video size).
 
 All boxes are inclusive pixel boxes ``[x0, y0, x1, y1]`` (width
 ``x1 - x0 + 1``), the convention of the RBDC / TBDC reference script.
@@ -32,8 +31,6 @@ __all__ = [
     "clean_map",
     "map_threshold",
     "maps_to_detections",
-    "masks_to_regions",
-    "masks_to_tracks",
     "scale_boxes",
 ]
 
@@ -57,12 +54,12 @@ def _check_sigma(sigma: float) -> float:
     return sigma
 
 
-def _maps_3d(maps, name: str = "maps") -> np.ndarray:
+def _maps_3d(maps) -> np.ndarray:
     m = np.asarray(maps)
     if m.ndim == 2:
         m = m[None]  # (1, H, W)
     if m.ndim != 3:
-        raise ValueError(f"{name} must be (N, H, W) or (H, W), got shape {m.shape}")
+        raise ValueError(f"maps must be (N, H, W) or (H, W), got shape {m.shape}")
     return m
 
 
@@ -368,96 +365,6 @@ def maps_to_detections(
     if not rows:
         return np.zeros((0, 6))
     return np.concatenate(rows).astype(np.float64)
-
-
-def _masks_3d(masks) -> np.ndarray:
-    m = _maps_3d(masks, "masks")
-    if m.dtype != bool:
-        m = m != 0
-    return m
-
-
-def masks_to_regions(masks, *, frame_offset: int = 0) -> np.ndarray:
-    """Ground-truth pixel masks -> one box per 8-connected component.
-
-    Parameters
-    ----------
-    masks : (T, H, W) or (H, W) array_like of bool
-        Non-zero = abnormal pixel.
-    frame_offset : int, default 0
-        Frame index of ``masks[0]``.
-
-    Returns
-    -------
-    (K, 5) ndarray of int64
-        ``[frame, x0, y0, x1, y1]``, inclusive boxes.
-    """
-    m = _masks_3d(masks)
-    rows = []
-    for t, frame in enumerate(m):
-        _, n, slices = _components(frame)
-        if n:
-            b = _boxes(slices)
-            rows.append(np.column_stack([np.full(n, t + frame_offset), b]))
-    return np.concatenate(rows) if rows else np.zeros((0, 5), dtype=np.int64)
-
-
-def masks_to_tracks(masks, *, frame_offset: int = 0) -> np.ndarray:
-    """Ground-truth pixel masks -> region tracks for TBDC.
-
-    Components (8-connected) of consecutive frames are linked when their
-    pixels overlap. Links are made greedily by decreasing overlap, so each
-    track has at most one region per frame: when a region splits, the larger
-    overlap continues the track and the rest start new tracks; when regions
-    merge, the merged region continues the track it overlaps most. A frame
-    without abnormal pixels ends all tracks.
-
-    Parameters
-    ----------
-    masks : (T, H, W) array_like of bool
-        One video's pixel ground truth, consecutive frames.
-    frame_offset : int, default 0
-        Frame index of ``masks[0]``.
-
-    Returns
-    -------
-    (M, 6) ndarray of int64
-        ``[track_id, frame, x0, y0, x1, y1]``, inclusive boxes, ids 0, 1, ...
-        in order of first appearance, rows sorted by track id then frame.
-    """
-    m = _masks_3d(masks)
-    rows = []
-    prev_labels, prev_tracks = None, np.zeros(0, dtype=np.int64)
-    next_id = 0
-    for t, frame in enumerate(m):
-        labels, n, slices = _components(frame)
-        tracks = np.full(n, -1, dtype=np.int64)  # track of component i + 1
-        if n and prev_labels is not None and prev_tracks.size:
-            n_prev = prev_tracks.size
-            # Overlap counts between previous (rows) and current (cols) labels.
-            pair = prev_labels.ravel().astype(np.int64) * (n + 1) + labels.ravel()
-            ov = np.bincount(pair, minlength=(n_prev + 1) * (n + 1)).reshape(n_prev + 1, n + 1)
-            ov = ov[1:, 1:]  # (n_prev, n)
-            p_idx, c_idx = np.nonzero(ov)
-            order = np.argsort(-ov[p_idx, c_idx], kind="stable")
-            used_prev = np.zeros(n_prev, dtype=bool)
-            for p, c in zip(p_idx[order], c_idx[order]):
-                if not used_prev[p] and tracks[c] < 0:
-                    used_prev[p] = True
-                    tracks[c] = prev_tracks[p]
-        for i in range(n):
-            if tracks[i] < 0:
-                tracks[i] = next_id
-                next_id += 1
-        if n:
-            rows.append(
-                np.column_stack([tracks, np.full(n, t + frame_offset), _boxes(slices)])
-            )
-        prev_labels, prev_tracks = labels, tracks
-    if not rows:
-        return np.zeros((0, 6), dtype=np.int64)
-    out = np.concatenate(rows).astype(np.int64)
-    return out[np.lexsort((out[:, 1], out[:, 0]))]
 
 
 def scale_boxes(

@@ -1,8 +1,8 @@
 """NumPy twins of the fused kernels: the method written as formulas.
 
 This module is the specification. Every op in :mod:`sdmae.kernels` has a C++
-(and CUDA) implementation that the tests pin to the function of the same name
-here. The functions assume validated input (``sdmae.kernels`` checks shapes and
+(and, but for ``gather_patches``, a CUDA) implementation that the tests pin to
+the function of the same name here. The functions assume validated input (``sdmae.kernels`` checks shapes and
 dtypes); they favour clarity over speed, and the comments count memory traffic
 so that the expected gain of fusion can be derived before it is measured.
 
@@ -64,7 +64,8 @@ def patchify(x: np.ndarray, p: int) -> np.ndarray:
 
 
 def unpatchify(t: np.ndarray, p: int, h: int, w: int) -> np.ndarray:
-    """Inverse of :func:`patchify`.
+    """Inverse of :func:`patchify`; :func:`score` lays out its maps with it
+    (the kernels write each map pixel in place, so it has no kernel).
 
     t : (N, L, p*p*C) float32 with L = (h/p) * (w/p)
     returns : (N, C, h, w) float32

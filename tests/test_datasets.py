@@ -368,3 +368,23 @@ def test_tracks_from_masks_links_fast_objects_and_separates_others():
     np.testing.assert_array_equal(fast[3], [0, 3, 24, 5, 28, 9])
     np.testing.assert_array_equal(still[:, 1], np.arange(2, 6))
     assert tracks_from_masks(np.zeros((3, 4, 4), bool)).shape == (0, 6)
+
+
+def test_tracks_from_masks_keeps_one_region_per_track_and_frame():
+    m = np.zeros((2, 10, 20), bool)
+    m[0, 2:6, 2:14] = True
+    m[1, 2:6, 2:10] = True  # the larger part continues the track
+    m[1, 2:6, 12:14] = True  # the smaller part starts a new one
+    np.testing.assert_array_equal(tracks_from_masks(m, merge_distance=0),
+                                  [[0, 0, 2, 2, 13, 5], [0, 1, 2, 2, 9, 5], [1, 1, 12, 2, 13, 5]])
+    # 2 px apart (an occluder's cut) the parts are one region by default
+    np.testing.assert_array_equal(tracks_from_masks(m), [[0, 0, 2, 2, 13, 5], [0, 1, 2, 2, 13, 5]])
+
+
+def test_tracks_from_masks_bridges_gaps_up_to_max_gap():
+    m = np.zeros((9, 20, 30), bool)
+    for t in (0, 1, 3, 4, 8):  # gone on frame 2 (occluded), then on frames 5-7 (longer than max_gap)
+        m[t, 5:9, 2 + 2 * t : 6 + 2 * t] = True
+    np.testing.assert_array_equal(tracks_from_masks(m)[:, 0], [0, 0, 0, 0, 1])
+    np.testing.assert_array_equal(tracks_from_masks(m, max_gap=0)[:, 0], [0, 0, 1, 1, 2])
+    np.testing.assert_array_equal(tracks_from_masks(m)[2], [0, 3, 8, 5, 11, 8])

@@ -64,9 +64,6 @@ def test_patchify_matches_twin(rng, backend, kind, shape, p):
     x = rng.standard_normal(shape, dtype=np.float32)
     tokens = kernels.patchify(on(backend, layout(x, kind)), p, backend=backend)
     assert_close(tokens, reference.patchify(x, p))
-    back = kernels.unpatchify(on(backend, layout(reference.patchify(x, p), kind)), p, shape[2], shape[3],
-                              backend=backend)
-    assert_close(back, x)
 
 
 def test_patchify_order_is_mae_convention():
@@ -74,6 +71,7 @@ def test_patchify_order_is_mae_convention():
     t = kernels.patchify(x, 2)
     # token 1 = rows 0-1, columns 2-3; inside: (row, column, channel)
     assert t[0, 1].tolist() == [2, 18, 3, 19, 6, 22, 7, 23]
+    np.testing.assert_array_equal(reference.unpatchify(t, 2, 4, 4), x)  # the score twin's map layout
 
 
 def token_ids(rng, n, l, k):
@@ -81,7 +79,6 @@ def token_ids(rng, n, l, k):
     return np.stack([rng.choice(l, k, replace=k > l) for _ in range(n)]).astype(np.int64)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind", LAYOUTS)
 @pytest.mark.parametrize("shape,p,k", [
     ((1, 1, 4, 4), 4, 1),        # one token, C = 1
@@ -91,10 +88,10 @@ def token_ids(rng, n, l, k):
     ((2, 3, 3, 5), 1, 15),       # p = 1, K = L
     ((4, 1, 32, 16), 8, 5),      # C = 1, tall
 ])
-def test_gather_patches_matches_twin(rng, backend, kind, shape, p, k):
+def test_gather_patches_matches_twin(rng, kind, shape, p, k):
     x = rng.standard_normal(shape, dtype=np.float32)
     ids = token_ids(rng, shape[0], (shape[2] // p) * (shape[3] // p), k)
-    got = kernels.gather_patches(on(backend, layout(x, kind)), on(backend, layout(ids, kind)), p, backend=backend)
+    got = kernels.gather_patches(layout(x, kind), layout(ids, kind), p, backend="cpp")
     expected = reference.gather_patches(x, ids, p)
     assert expected.shape == (shape[0], k, shape[1] * p * p)
     assert_close(got, expected)
@@ -110,8 +107,7 @@ def test_gather_patches_order_is_conv_weight_order():
     np.testing.assert_array_equal(every, by_patchify)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_gather_patches_is_conv_patch_embedding(rng, backend):
+def test_gather_patches_is_conv_patch_embedding(rng):
     n, c, h, w, p, d, k = 3, 9, 32, 48, 8, 16, 10
     x = torch.from_numpy(rng.standard_normal((n, c, h, w), dtype=np.float32))
     ids = torch.from_numpy(token_ids(rng, n, (h // p) * (w // p), k))
@@ -119,10 +115,7 @@ def test_gather_patches_is_conv_patch_embedding(rng, backend):
     with torch.no_grad():
         tokens = conv(x).flatten(2).transpose(1, 2)  # (N, L, D)
         expected = tokens.gather(1, ids[..., None].expand(-1, -1, d))
-        # The embedding itself runs on the CPU: CUDA convolutions may use TF32, beyond this tolerance.
-        device = "cuda" if backend == "cuda" else "cpu"
-        patches = kernels.gather_patches(x.to(device), ids.to(device), p, backend=backend)
-        got = patches.cpu() @ conv.weight.reshape(d, -1).T + conv.bias
+        got = kernels.gather_patches(x, ids, p) @ conv.weight.reshape(d, -1).T + conv.bias
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -316,7 +309,6 @@ IDS = np.zeros((2, 2), np.int64)
     (lambda: kernels.patchify(F32, 0), ValueError, "p must be positive"),
     (lambda: kernels.patchify(F32, 4, backend="gpu"), ValueError, "backend must be one of"),
     (lambda: kernels.patchify(F32, 4, backend="cuda"), ValueError, "needs CUDA torch tensors"),
-    (lambda: kernels.unpatchify(TOK, 4, 8, 12), ValueError, "t must have shape (N, 6,"),
     (lambda: kernels.gather_patches(F32, IDS.astype(np.int32), 4), TypeError, "ids must have dtype int64"),
     (lambda: kernels.gather_patches(F32.astype(np.float64), IDS, 4), TypeError, "x must have dtype float32"),
     (lambda: kernels.gather_patches(F32[0], IDS, 4), ValueError, "x must have shape (N, C, H, W)"),
@@ -328,6 +320,7 @@ IDS = np.zeros((2, 2), np.int64)
     (lambda: kernels.gather_patches(F32, IDS - [[0, 0], [1, 0]], 4), ValueError, "ids[1, 0] = -1 is outside"),
     (lambda: kernels.gather_patches(F32[:, :, :6], IDS, 4), ValueError, "multiple of the patch"),
     (lambda: kernels.gather_patches(F32, IDS.tolist(), 4), TypeError, "ids must be a NumPy array or torch tensor"),
+    (lambda: kernels.gather_patches(F32, IDS, 4, backend="cuda"), ValueError, "gather_patches has no CUDA backend"),
     (lambda: kernels.token_weights(F32.reshape(6, 8, 8), 4), ValueError, "g must have shape"),
     (lambda: kernels.prepare(FRAMES[..., :2], [0], (8, 8), 4), ValueError, "(T, H0, W0, 3)"),
     (lambda: kernels.prepare(FRAMES.astype(np.float32), [0], (8, 8), 4), TypeError, "frames must have dtype uint8"),
@@ -357,13 +350,16 @@ def test_bad_input_is_named(call, error, words):
 def test_cuda_tensor_to_cpu_backend_is_refused():
     with pytest.raises(ValueError, match="runs on the CPU but got CUDA tensors"):
         kernels.patchify(torch.zeros((1, 1, 4, 4), device="cuda"), 2, backend="cpp")
+    ids = torch.zeros((1, 1), dtype=torch.int64, device="cuda")
+    with pytest.raises(ValueError, match="gather_patches has no CUDA backend"):  # a CPU-only op
+        kernels.gather_patches(torch.zeros((1, 1, 4, 4), device="cuda"), ids, 2)
 
 
 DTYPES = [np.float32, np.float64, np.uint8, np.int64, np.float16]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(op=st.sampled_from(["patchify", "unpatchify", "gather_patches", "token_weights", "prepare", "score"]),
+@given(op=st.sampled_from(["patchify", "gather_patches", "token_weights", "prepare", "score"]),
        dims=st.lists(st.integers(0, 9), min_size=1, max_size=5), p=st.integers(-1, 5),
        dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16))
 def test_random_shapes_and_dtypes_never_crash(op, dims, p, dtype, seed):
@@ -372,9 +368,6 @@ def test_random_shapes_and_dtypes_never_crash(op, dims, p, dtype, seed):
     try:
         if op == "patchify":
             got, expected = kernels.patchify(a, p), lambda: reference.patchify(a, p)
-        elif op == "unpatchify":
-            h = w = p * 2 if p > 0 else 0
-            got, expected = kernels.unpatchify(a, p, h, w), lambda: reference.unpatchify(a, p, h, w)
         elif op == "gather_patches":
             l = (a.shape[2] // p) * (a.shape[3] // p) if a.ndim == 4 and p > 0 else 1
             ids = rng.integers(-1, l + 1, (a.shape[0] if a.ndim else 1, 3))  # in range or just outside
@@ -398,3 +391,101 @@ def test_random_shapes_and_dtypes_never_crash(op, dims, p, dtype, seed):
     for g, e in zip(got if isinstance(got, tuple) else [got], want if isinstance(want, tuple) else [want]):
         if e is not None:
             assert_close(g, e)
+
+
+# ---------------------------------------------------------------------------
+# where a CUDA model's kernels run: the GPU when a probe launch works, else the CPU
+
+
+@pytest.fixture
+def fresh_cuda_state(monkeypatch):
+    """An empty probe cache and warning memory (monkeypatch restores the real ones)."""
+    monkeypatch.setattr(kernels, "_cuda_problems", {})
+    monkeypatch.setattr(kernels, "_warned_cuda_fallback", set())
+
+
+class FakeCudaModule:
+    """A _C_cuda with one GPU whose probe launch gives ``problem`` ("" = it ran)."""
+
+    def __init__(self, problem):
+        self.problem, self.probes = problem, []
+
+    def device_count(self):
+        return 1
+
+    def probe(self, device):
+        self.probes.append(device)
+        return self.problem
+
+
+def test_cuda_model_without_the_cuda_module_runs_its_kernels_on_the_cpu(monkeypatch, fresh_cuda_state):
+    import warnings
+
+    monkeypatch.setattr(kernels, "_C_cuda", None)
+    assert "cuda" not in kernels.available_backends()
+    with pytest.warns(RuntimeWarning, match=r"sdmae\._C_cuda was not built .*run on the CPU"):
+        assert kernels.kernel_device("cuda") == torch.device("cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one warning per reason, not per detector
+        assert kernels.kernel_device(torch.device("cuda", 0)) == torch.device("cpu")
+        assert kernels.kernel_device("cpu") == torch.device("cpu")
+
+
+def test_a_failed_probe_launch_keeps_cuda_out(monkeypatch, fresh_cuda_state):
+    # what a module built without the GPU's architecture (a T4 with sm_80;90 only) reports
+    fake = FakeCudaModule("sdmae._C_cuda: token_weights launch: no kernel image is available for execution "
+                          "on the device")
+    monkeypatch.setattr(kernels, "_C_cuda", fake)
+    assert "cuda" not in kernels.available_backends()
+    with pytest.warns(RuntimeWarning, match="no kernel image is available.*run on the CPU"):
+        assert kernels.kernel_device("cuda:0") == torch.device("cpu")
+    assert fake.probes == [0]  # launched once, then cached
+    assert kernels.cuda_problem(1) == "no CUDA device 1 (the runtime sees 1)"
+    assert fake.probes == [0]
+
+
+def test_a_working_probe_keeps_the_kernels_on_the_gpu(monkeypatch, fresh_cuda_state):
+    import warnings
+
+    monkeypatch.setattr(kernels, "_C_cuda", FakeCudaModule(""))
+    assert kernels.available_backends()[0] == "cuda"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert kernels.kernel_device("cuda:0") == torch.device("cuda:0")
+
+
+@pytest.mark.skipif(kernels._C_cuda is None or torch.cuda.is_available(),
+                    reason="needs the CUDA module built and no GPU present")
+def test_probe_without_a_gpu_says_so():
+    assert kernels._C_cuda.probe(0) == "no CUDA device is available"
+    assert kernels.cuda_problem(0) == "no CUDA device 0 (the runtime sees 0)"
+
+
+@pytest.mark.skipif(not HAS_GPU, reason="needs a GPU the CUDA kernels run on")
+def test_probe_launch_runs_on_the_gpu():
+    assert kernels._C_cuda.probe(0) == ""
+    assert kernels.kernel_device("cuda") == torch.device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_detector_without_the_cuda_module_scores_the_same(tiny_run, tiny_data, monkeypatch, fresh_cuda_state):
+    from sdmae.data import load_dataset, read_video
+    from sdmae.detector import Detector
+
+    clip = read_video(load_dataset(tiny_data, "avenue", "test")[0].source)[:30]
+    gpu = Detector.load(tiny_run, device="cuda", precision="fp32")
+    want = gpu.score_frames(clip, with_maps=True)
+    monkeypatch.setattr(kernels, "_C_cuda", None)
+    with pytest.warns(RuntimeWarning, match=r"sdmae\._C_cuda was not built"):
+        fallback = Detector.load(tiny_run, device="cuda", precision="fp32")
+    assert fallback.device.type == "cuda" and fallback.kernel_device.type == "cpu"
+    got = fallback.score_frames(clip, with_maps=True)
+    # the same model on the same GPU; only prepare/score moved (CPU and CUDA kernels agree to ~1e-6)
+    np.testing.assert_allclose(got.raw, want.raw, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got.maps, want.maps, rtol=1e-4, atol=1e-5)
+    centres = np.arange(len(clip))  # uint8 frames already on the GPU come back to the CPU kernels
+    raw, maps = fallback.score_batch(torch.as_tensor(clip).cuda(), centres, centres, with_maps=True)
+    np.testing.assert_allclose(raw, want.raw, rtol=1e-4, atol=1e-6)
+    assert maps.shape == (len(clip),) + fallback.size
+    streamed = [s.raw for s in fallback.stream(iter(clip))]  # numpy Prepared batched across pushes
+    np.testing.assert_allclose(streamed, want.raw, rtol=5e-3)  # other batches: TF32 rounding on the GPU

@@ -1,9 +1,10 @@
-"""Smoothing, map cleaning and maps/masks -> boxes."""
+"""Smoothing, map cleaning and maps -> boxes."""
 
 import numpy as np
 import pytest
 from scipy import ndimage
 
+from sdmae.data import tracks_from_masks
 from sdmae.metrics import rbdc_tbdc
 from sdmae.postprocess import (
     CausalSmoother,
@@ -11,8 +12,6 @@ from sdmae.postprocess import (
     clean_map,
     map_threshold,
     maps_to_detections,
-    masks_to_regions,
-    masks_to_tracks,
     normalize_per_video,
     scale_boxes,
     smooth_scores,
@@ -146,43 +145,8 @@ def test_maps_to_detections_boxes_and_scores():
     assert len(maps_to_detections(maps[0], 0.1)) == 2  # (H, W) input
 
 
-def test_masks_to_regions():
-    m = np.zeros((2, 8, 8), dtype=bool)
-    m[0, 1:3, 2:5] = True
-    m[0, 6, 6] = True
-    reg = masks_to_regions(m, frame_offset=5)
-    np.testing.assert_array_equal(reg, [[5, 2, 1, 4, 2], [5, 6, 6, 6, 6]])
-    assert masks_to_regions(np.zeros((3, 4, 4))).shape == (0, 5)
-
-
-def test_masks_to_tracks_links_overlapping_components():
-    m = np.zeros((7, 20, 30), dtype=bool)
-    for t in range(4):  # object A moves right 2 px per frame (overlapping)
-        m[t, 5:9, 2 + 2 * t : 6 + 2 * t] = True
-    for t in range(1, 3):  # object B, far away, two frames
-        m[t, 15:18, 20:23] = True
-    m[5, 5:9, 8:12] = True  # after an empty frame: a new track
-    tr = masks_to_tracks(m)
-    assert tr.dtype == np.int64 and tr.shape == (7, 6)
-    np.testing.assert_array_equal(tr[:, 0], [0, 0, 0, 0, 1, 1, 2])
-    np.testing.assert_array_equal(tr[:4, 1], [0, 1, 2, 3])
-    np.testing.assert_array_equal(tr[3], [0, 3, 8, 5, 11, 8])
-    np.testing.assert_array_equal(tr[6], [2, 5, 8, 5, 11, 8])
-
-
-def test_masks_to_tracks_split_keeps_one_region_per_frame():
-    m = np.zeros((2, 10, 20), dtype=bool)
-    m[0, 2:6, 2:14] = True
-    m[1, 2:6, 2:10] = True  # larger part continues the track
-    m[1, 2:6, 12:14] = True  # smaller part starts a new one
-    tr = masks_to_tracks(m)
-    expected = [[0, 0, 2, 2, 13, 5], [0, 1, 2, 2, 9, 5], [1, 1, 12, 2, 13, 5]]
-    np.testing.assert_array_equal(tr, expected)
-    pairs = {(r[0], r[1]) for r in tr}
-    assert len(pairs) == len(tr)
-
-
-def test_masks_round_trip_through_rbdc_is_perfect():
+def test_maps_of_the_masks_detect_their_tracks_perfectly():
+    """Detections and ground-truth tracks agree on what a region's box is."""
     rng = np.random.default_rng(6)
     m = np.zeros((6, 24, 32), dtype=bool)
     for t in range(6):
@@ -191,7 +155,7 @@ def test_masks_round_trip_through_rbdc_is_perfect():
     m[2:4, 18:22, 25:30] = True
     maps = m * rng.uniform(0.5, 1.0, size=m.shape)
     dets = maps_to_detections(maps, 0.1)
-    assert rbdc_tbdc([dets], [masks_to_tracks(m)], len(m)) == (1.0, 1.0)
+    assert rbdc_tbdc([dets], [tracks_from_masks(m)], len(m)) == (1.0, 1.0)
 
 
 def test_scale_boxes_inclusive():

@@ -1,5 +1,6 @@
-// CUDA twins of csrc/ops.h. Pointers are device pointers, validated by
-// sdmae/kernels.py (device, dtype, shape, contiguity); kernels run on `stream`.
+// CUDA twins of csrc/ops.h except gather_patches (on a GPU the model indexes with
+// torch). Pointers are device pointers, validated by sdmae/kernels.py (device,
+// dtype, shape, contiguity); kernels run on `stream`.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -15,13 +16,20 @@ inline void check(cudaError_t status, const char* what) {
     throw std::runtime_error(std::string("sdmae._C_cuda: ") + what + ": " + cudaGetErrorString(status));
 }
 
-inline int blocks_for(int64_t count, int threads) { return static_cast<int>((count + threads - 1) / threads); }
+// Threads per block of every kernel; the block reductions size their shared arrays by it.
+constexpr int kThreads = 256;
+// Grid-stride kernels cover any count with a bounded grid: 65535 * 8 blocks of 256
+// threads (~134M) are hundreds of times what a GPU runs at once, so the cap costs
+// no parallelism and keeps the block count far inside gridDim.x's 2^31 - 1.
+constexpr int64_t kMaxBlocks = 65535 * 8;
+
+// Blocks for `items` work items, `per_block` to a block, at most kMaxBlocks.
+inline unsigned grid_for(int64_t items, int64_t per_block = kThreads) {
+  const int64_t blocks = (items + per_block - 1) / per_block;
+  return static_cast<unsigned>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
+}
 
 void patchify(const float* x, float* out, int64_t n, int64_t c, int64_t h, int64_t w, int64_t p, cudaStream_t s);
-void unpatchify(const float* t, float* out, int64_t n, int64_t c, int64_t h, int64_t w, int64_t p, cudaStream_t s);
-// ids (N, K) in [0, L), checked by the caller -> out (N, K, C*p*p), order (channel, row, column).
-void gather_patches(const float* x, const int64_t* ids, float* out, int64_t n, int64_t c, int64_t h, int64_t w,
-                    int64_t p, int64_t k, cudaStream_t s);
 void token_weights(const float* g, float* out, int64_t n, int64_t c, int64_t h, int64_t w, int64_t p, cudaStream_t s);
 
 // cache: workspace of (S, 3, h, w) floats; slot_frames (S,) source frame of each

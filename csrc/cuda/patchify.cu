@@ -1,5 +1,5 @@
-// patchify / unpatchify on the GPU: one thread per output element, so writes
-// coalesce; the permutation makes the reads stride.
+// patchify on the GPU: one thread per output element, so writes coalesce;
+// the permutation makes the reads stride.
 #include "ops_cuda.h"
 
 namespace sdmae {
@@ -17,35 +17,13 @@ __global__ void patchify_kernel(const float* __restrict__ x, float* __restrict__
   }
 }
 
-__global__ void unpatchify_kernel(const float* __restrict__ t, float* __restrict__ out, int64_t total, int64_t c,
-                                  int64_t h, int64_t w, int64_t p) {
-  const int64_t gw = w / p, gh = h / p, d = p * p * c;
-  for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < total; k += (int64_t)gridDim.x * blockDim.x) {
-    const int64_t xx = k % w, y = (k / w) % h, ch = (k / (w * h)) % c, i = k / (w * h * c);
-    const int64_t token = (y / p) * gw + xx / p;
-    out[k] = t[((i * gh * gw) + token) * d + ((y % p) * p + xx % p) * c + ch];
-  }
-}
-
-int grid_for(int64_t total) {
-  const int64_t blocks = (total + 255) / 256;
-  return static_cast<int>(blocks < 65535 * 8 ? blocks : 65535 * 8);
-}
-
 }  // namespace
 
 void patchify(const float* x, float* out, int64_t n, int64_t c, int64_t h, int64_t w, int64_t p, cudaStream_t s) {
   const int64_t total = n * c * h * w;
   if (total == 0) return;
-  patchify_kernel<<<grid_for(total), 256, 0, s>>>(x, out, total, c, h, w, p);
+  patchify_kernel<<<grid_for(total), kThreads, 0, s>>>(x, out, total, c, h, w, p);
   check(cudaGetLastError(), "patchify launch");
-}
-
-void unpatchify(const float* t, float* out, int64_t n, int64_t c, int64_t h, int64_t w, int64_t p, cudaStream_t s) {
-  const int64_t total = n * c * h * w;
-  if (total == 0) return;
-  unpatchify_kernel<<<grid_for(total), 256, 0, s>>>(t, out, total, c, h, w, p);
-  check(cudaGetLastError(), "unpatchify launch");
 }
 
 }  // namespace cuda

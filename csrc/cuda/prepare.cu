@@ -62,20 +62,15 @@ __global__ void assemble_kernel(const float* __restrict__ cache, const int64_t* 
   }
 }
 
-int grid_for(int64_t total) {
-  const int64_t blocks = (total + 255) / 256;
-  return static_cast<int>(blocks < 65535 * 8 ? blocks : 65535 * 8);
-}
-
 }  // namespace
 
 void prepare(const uint8_t* frames, int64_t h0, int64_t w0, const int64_t* slot_frames, int64_t num_slots,
              const int64_t* sample_slots, int64_t n, int64_t h, int64_t w, int64_t p, float* cache,
              float* inputs, float* gradients, float* weights, cudaStream_t s) {
   if (n == 0) return;
-  resize_kernel<<<grid_for(num_slots * h * w), 256, 0, s>>>(frames, slot_frames, num_slots, h0, w0, h, w, cache);
+  resize_kernel<<<grid_for(num_slots * h * w), kThreads, 0, s>>>(frames, slot_frames, num_slots, h0, w0, h, w, cache);
   check(cudaGetLastError(), "prepare resize launch");
-  assemble_kernel<<<grid_for(n * h * w), 256, 0, s>>>(cache, sample_slots, n, h, w, inputs, gradients);
+  assemble_kernel<<<grid_for(n * h * w), kThreads, 0, s>>>(cache, sample_slots, n, h, w, inputs, gradients);
   check(cudaGetLastError(), "prepare assemble launch");
   token_weights(gradients, weights, n, 3, h, w, p, s);
 }

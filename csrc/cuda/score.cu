@@ -6,9 +6,6 @@ namespace sdmae {
 namespace cuda {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int64_t kMaxBlocks = 65535 * 8;  // a grid-stride loop covers the rest
-
 __global__ void peak_kernel(const float* __restrict__ weights, int64_t l, float* __restrict__ peak) {
   __shared__ float best[kThreads];
   const float* row = weights + blockIdx.x * l;
@@ -170,10 +167,7 @@ void score(const float* target, const float* teacher, const float* student, cons
     peak_kernel<<<static_cast<unsigned>(n), kThreads, 0, s>>>(weights, l, peak);
     check(cudaGetLastError(), "score peak launch");
   }
-  const int64_t warps_per_block = kThreads / 32;
-  int64_t blocks = (n * l + warps_per_block - 1) / warps_per_block;
-  blocks = blocks < kMaxBlocks ? blocks : kMaxBlocks;
-  token_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, s>>>(
+  token_kernel<<<grid_for(n * l, kThreads / 32), kThreads, 0, s>>>(  // a warp per token
       target, teacher, student, hidden, weights, peak, k, n, l, c, p, h, w, discrepancy_weight, map_channel_weight,
       map_low, tokens, map_weight, token_error, token_discrepancy, count, maps);
   check(cudaGetLastError(), "score token launch");

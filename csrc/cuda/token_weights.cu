@@ -7,8 +7,6 @@ namespace sdmae {
 namespace cuda {
 namespace {
 
-constexpr int kThreads = 256;
-
 __global__ void token_weights_kernel(const float* __restrict__ g, float* __restrict__ out, int64_t c, int64_t h,
                                      int64_t w, int64_t p) {
   const int64_t i = blockIdx.x, gw = w / p, l = (h / p) * gw;
