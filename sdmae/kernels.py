@@ -141,24 +141,22 @@ def _resolve_backend(backend: str | None, on_cuda: bool) -> str:
     return chosen
 
 
-def _positive_int(value: Any, name: str) -> int:
+def _int_at_least(value: Any, name: str, minimum: int) -> int:
     try:
         v = operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
-    if v <= 0:
-        raise ValueError(f"{name} must be positive, got {v}")
+    if v < minimum:
+        raise ValueError(f"{name} must be {'positive' if minimum == 1 else f'>= {minimum}'}, got {v}")
     return v
+
+
+def _positive_int(value: Any, name: str) -> int:
+    return _int_at_least(value, name, 1)
 
 
 def _non_negative_int(value: Any, name: str) -> int:
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
-    if v < 0:
-        raise ValueError(f"{name} must be >= 0, got {v}")
-    return v
+    return _int_at_least(value, name, 0)
 
 
 def _size(size: Any, patch: int) -> tuple[int, int]:
