@@ -159,14 +159,14 @@ class Detector:
         else:  # K complementary masks: every token hidden in one pass and visible in the others
             masks = complementary_masks(keys_t, l, m.mask_ratio, sc.test_masks, seed=sc.mask_seed,
                                         device=self.device)
-        teachers, students, probabilities = [], [], []
+        teachers, students, head_probabilities = [], [], []
         with torch.inference_mode():
             for ids_keep, ids_restore, _ in masks:
                 out = self.model(inputs, ids_keep, ids_restore, student=True)
                 teachers.append(out.teacher.float())
                 students.append(out.student.float())
                 if out.cls_logit is not None:
-                    probabilities.append(torch.sigmoid(out.cls_logit.float()))
+                    head_probabilities.append(torch.sigmoid(out.cls_logit.float()))
             teacher, student = torch.stack(teachers), torch.stack(students)  # (K, N, L, p*p*4)
             hidden = torch.stack([mask.float() for _, _, mask in masks])  # (K, N, L), 1 = hidden
         on_gpu = self.kernel_device.type == "cuda"
@@ -176,15 +176,13 @@ class Detector:
 
         target = kernels.patchify(host(self._target_image(inputs)), self.patch)
         weights = torch.as_tensor(prep.weights, device=self.kernel_device)
+        classification = host(torch.stack(head_probabilities)) if head_probabilities else None  # (K, N)
         scores = kernels.score(target, host(teacher.contiguous()), host(student.contiguous()), host(weights),
                                self.patch, self.size, hidden=host(hidden), **self.score_options,
-                               with_maps=with_maps)
+                               classification=classification, with_maps=with_maps)
         frame, maps = (None if a is None else (a.cpu().numpy() if torch.is_tensor(a) else a)
                        for a in (scores.frame, scores.maps))
-        frame = frame.astype(np.float64)
-        if probabilities and sc.cls_weight > 0:  # the paper's third term: the classification head
-            frame = frame + sc.cls_weight * torch.stack(probabilities).mean(0).cpu().numpy()
-        return frame, maps
+        return frame.astype(np.float64), maps
 
     @property
     def score_options(self) -> dict:
@@ -193,7 +191,8 @@ class Detector:
         return dict(discrepancy_weight=sc.discrepancy_weight, map_channel_weight=sc.map_channel_weight,
                     map_low=self.cfg.model.map_normal, tokens=sc.tokens,
                     uniform=sc.token_weighting == "uniform", frame_reduce=sc.frame_reduce,
-                    top_fraction=sc.top_fraction, map_weight=sc.map_weight)
+                    top_fraction=sc.top_fraction, map_weight=sc.map_weight,
+                    classification_weight=sc.cls_weight)
 
     def _upload(self, frames: Any) -> torch.Tensor:
         """uint8 frames -> the GPU, through a reused pinned buffer (asynchronous copy).

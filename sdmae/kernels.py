@@ -460,6 +460,7 @@ def score(target: Any, teacher: Any, student: Any, weights: Any, patch: int, siz
           hidden: Any = None, discrepancy_weight: float = 1.0, map_channel_weight: float = 1.0,
           map_low: float = 0.0, tokens: str = "all", uniform: bool = False, frame_reduce: str = "mean",
           top_fraction: float = 0.02, map_weight: float = 1.0, with_maps: bool = True,
+          classification: Any = None, classification_weight: float = 0.0,
           backend: str | None = None) -> Scores:
     """The fused back end: token errors, frame scores and pixel anomaly maps from K masked passes.
 
@@ -478,6 +479,8 @@ def score(target: Any, teacher: Any, student: Any, weights: Any, patch: int, siz
     discrepancy_weight, map_channel_weight, map_low, tokens, uniform, frame_reduce,
     top_fraction, map_weight : see :func:`sdmae.reference.score`
     with_maps : bool, also compute the (N, h, w) pixel maps
+    classification : (K, N) float32 probabilities of the classification head in each
+        pass, or None; classification_weight times their mean is added to the frame score
 
     Returns
     -------
@@ -529,19 +532,32 @@ def score(target: Any, teacher: Any, student: Any, weights: Any, patch: int, siz
         raise ValueError(f"top_fraction must be in [0, 1], got {top_fraction}")
     frame_top = 0 if frame_reduce == "mean" else reference.top_count(frame_reduce, float(top_fraction), l)
     options = (dw, cw, low, tokens, bool(uniform), frame_top, mw)
+    cls_weight = float(classification_weight)
+    if classification is not None:
+        _check_array(classification, "classification", 2, "(K, N)", "float32")
+        if tuple(classification.shape) != (k, n):
+            raise ValueError(f"classification must have shape (K, N) = {(k, n)}, got {tuple(classification.shape)}")
+        if not np.isfinite(cls_weight):
+            raise ValueError(f"classification_weight must be finite, got {cls_weight}")
 
     chosen = _resolve_backend(backend, _on_cuda(target, teacher, student, hidden, weights))
     if chosen == "cuda":
-        return _score_cuda(target, teacher, student, hidden, weights, patch, h, w, options, with_maps)
+        result = _score_cuda(target, teacher, student, hidden, weights, patch, h, w, options, with_maps)
+        if classification is None or cls_weight == 0:
+            return result
+        (probabilities,) = _cuda_prepare_tensors(classification)
+        return result._replace(frame=result.frame + cls_weight * probabilities.mean(dim=0))
     tg, te, st, hd, wt = (_to_numpy(a) for a in (target, teacher, student, hidden, weights))
+    probabilities = None if classification is None else _to_numpy(classification)
     if chosen == "numpy":
         result = reference.score(tg, te, st, hd, wt, patch, (h, w), dw, cw, low, tokens, bool(uniform),
-                                 frame_reduce, mw, with_maps, float(top_fraction))
+                                 frame_reduce, mw, with_maps, float(top_fraction), probabilities, cls_weight)
     else:
         result = Scores(np.empty((n, l), np.float32), np.empty((n, l), np.float32), np.empty(n, np.float32),
                         np.empty((n, h, w), np.float32) if with_maps else None)
         _C.score(tg, te, st, hd, wt, patch, h, w, dw, cw, low, _TOKEN_CODES[tokens], bool(uniform), frame_top,
                  mw, *result)
+        result = result._replace(frame=reference.add_classification(result.frame, probabilities, cls_weight))
     return Scores(*(_like(a, target) for a in result))
 
 

@@ -202,6 +202,14 @@ def prepare(
     return Prepared(inputs, gradients, token_weights(gradients, patch))
 
 
+def add_classification(frame: np.ndarray, classification: np.ndarray | None, weight: float) -> np.ndarray:
+    """frame + weight * (mean over passes of the head's probability), in float32; the
+    kernels' wrapper applies this same step to their frame scores."""
+    if classification is None or weight == 0:
+        return frame
+    return frame + np.float32(weight) * classification.mean(axis=0, dtype=np.float32)
+
+
 def top_count(frame_reduce: str, top_fraction: float, l: int) -> int:
     """Tokens averaged by the "max" (1) and "top" (a fraction of L, at least 1) reductions."""
     return 1 if frame_reduce == "max" else max(1, min(l, round(top_fraction * l)))
@@ -224,6 +232,8 @@ def score(
     map_weight: float = 1.0,
     with_maps: bool = True,
     top_fraction: float = 0.02,
+    classification: np.ndarray | None = None,
+    classification_weight: float = 0.0,
 ) -> Scores:
     """The back end: token errors, frame scores and pixel anomaly maps from K passes.
 
@@ -241,6 +251,8 @@ def score(
       frame = sum_i m_i c_i / sum_i m_i        ("mean"; 0 when no weight)
       frame = max_i c_i * m_i / max_j m_j      ("max")
       frame = mean of the k largest c_i * m_i / max_j m_j, k = max(1, round(top_fraction * L))   ("top")
+    With a classification head (probability q_k of "anomaly" in pass k):
+      frame += classification_weight * mean_k q_k
     At test time the target's last channel is the map's "normal" value
     everywhere, so the predicted anomaly map enters e_i: the paper's third term.
     Pixel map, for a pixel of token i with values t_c (teacher), s_c (student),
@@ -257,6 +269,7 @@ def score(
     weights : (N, L) float32 motion weights
     size : (h, w) with (h/p) * (w/p) == L
     tokens : "all" | "visible" | "hidden";  frame_reduce : "mean" | "max" | "top"
+    classification : (K, N) float32 probabilities of the classification head, or None
     returns : :class:`Scores`
     """
     k, n, l, d = teacher.shape
@@ -287,6 +300,7 @@ def score(
         relative = token_score * m / np.where(top > 0, top, 1)  # (N, L); 0 for unjudged tokens
         k_top = top_count(frame_reduce, top_fraction, l)
         frame = np.sort(relative, axis=-1)[:, l - k_top:].mean(axis=-1, dtype=np.float32)
+    frame = add_classification(frame.astype(np.float32), classification, classification_weight)
 
     maps = None
     if with_maps:

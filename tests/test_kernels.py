@@ -253,6 +253,30 @@ def test_score_formula_by_hand():
     assert s.maps[0, 0, 0] == pytest.approx(0.75)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_score_classification_term_matches_twin(rng, backend):
+    k, n, l, p = 2, 3, 6, 2
+    target = rng.standard_normal((n, l, p * p * 4), dtype=np.float32)
+    teacher, student = (rng.standard_normal((k, n, l, p * p * 4), dtype=np.float32) for _ in range(2))
+    weights = reference.token_weights(rng.random((n, 3, 4, 6), dtype=np.float32), p)
+    head = rng.random((k, n), dtype=np.float32)
+    args = [on(backend, a) for a in (target, teacher, student, weights, head)]
+    plain = kernels.score(*args[:4], p, (4, 6), with_maps=False, backend=backend)
+    got = kernels.score(*args[:4], p, (4, 6), classification=args[4], classification_weight=0.5, with_maps=False,
+                        backend=backend)
+    expected = reference.score(target, teacher, student, np.zeros((k, n, l), np.float32), weights, p, (4, 6),
+                               with_maps=False, classification=head, classification_weight=0.5)
+    assert_close(got.frame, expected.frame)
+    # by hand: the frame score plus half the head's probability averaged over the passes
+    assert_close(got.frame, _host(plain.frame) + 0.5 * head.mean(axis=0))
+    with pytest.raises(ValueError, match="classification must have shape"):
+        kernels.score(*args[:4], p, (4, 6), classification=args[4][:1], classification_weight=0.5, backend=backend)
+
+
+def _host(a):
+    return a.cpu().numpy() if isinstance(a, torch.Tensor) else a
+
+
 def test_score_passes_judge_their_visible_tokens():
     # two passes over 2 tokens: token 0 hidden in pass 0, token 1 hidden in pass 1
     target = np.zeros((1, 2, 4), np.float32)
