@@ -126,7 +126,7 @@ def bench_case(name, shape, batch, repeats, twin_repeats, rng, cuda):
     check_close(kernels.gather_patches(prepared.inputs, ids, p, backend="cpp"), gathered, "gather_patches")
     gather_bytes = 8 * n * k * c * p * p + 8 * n * k  # read + write each patch float, read the ids
 
-    target_image = np.concatenate([prepared.inputs[:, 3:6], np.zeros_like(prepared.inputs[:, :1])], axis=1)
+    target_image = np.concatenate([prepared.inputs[:, kernels.CENTRE_FRAME], np.zeros_like(prepared.inputs[:, :1])], axis=1)
     check_close(kernels.patchify(target_image, p, backend="cpp"), reference.patchify(target_image, p), "patchify")
     out = reference.Prepared(np.empty_like(prepared.inputs), np.empty_like(prepared.gradients),
                              np.empty_like(prepared.weights))

@@ -36,7 +36,7 @@ print(f"tokens: {w.size}, weights sum to {w.sum():.3f}")
 print(f"4 heaviest tokens hold {prepared.weights[0][top].sum():.1%} of the loss (uniform: {4 / w.size:.1%})")
 
 fig, axes = plt.subplots(1, 3, figsize=(11, 3))
-axes[0].imshow((prepared.inputs[0, 3:6].transpose(1, 2, 0) + 1) / 2)
+axes[0].imshow((prepared.inputs[0, kernels.CENTRE_FRAME].transpose(1, 2, 0) + 1) / 2)
 axes[0].set_title("frame t (model input, centre)")
 axes[1].imshow(g, cmap="magma")
 axes[1].set_title("motion gradient |x(t-1) - x(t+1)|")

@@ -31,7 +31,7 @@ batch = kernels.prepare(frames, np.arange(64), cfg.input_size, cfg.patch)
 inputs = torch.from_numpy(batch.inputs)  # (T, 9, h, w)
 weights = torch.from_numpy(batch.weights)  # (T, L)
 zeros = torch.zeros(len(inputs), 1, *cfg.input_size)  # no anomaly here: the map target is 0
-target = patchify(torch.cat([inputs[:, 3:6], zeros], 1), cfg.patch)  # (T, L, p*p*4)
+target = patchify(torch.cat([inputs[:, kernels.CENTRE_FRAME], zeros], 1), cfg.patch)  # (T, L, p*p*4)
 
 model = SDMAE(cfg)
 opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
@@ -55,7 +55,7 @@ rgb = unpatchify(recon, cfg.patch, cfg.grid)[0, :3].permute(1, 2, 0).clamp(-1, 1
 hidden = mask.reshape(cfg.grid)[0] if mask.dim() == 3 else mask[0].reshape(cfg.grid)
 
 fig, ax = plt.subplots(1, 4, figsize=(13, 2.8))
-ax[0].imshow(inputs[30, 3:6].permute(1, 2, 0) / 2 + 0.5)
+ax[0].imshow(inputs[30, kernels.CENTRE_FRAME].permute(1, 2, 0) / 2 + 0.5)
 ax[0].set_title("frame t")
 ax[1].imshow(hidden, cmap="gray_r")
 ax[1].set_title("hidden tokens (black)")

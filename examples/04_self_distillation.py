@@ -30,7 +30,7 @@ def batch_of(frames):
     """Frames -> model inputs (N, 9, h, w), patchified targets (N, L, p*p*4), weights (N, L)."""
     b = kernels.prepare(frames, np.arange(len(frames)), cfg.input_size, cfg.patch)
     x, w = torch.from_numpy(b.inputs), torch.from_numpy(b.weights)
-    target = patchify(torch.cat([x[:, 3:6], torch.zeros(len(x), 1, *cfg.input_size)], 1), cfg.patch)
+    target = patchify(torch.cat([x[:, kernels.CENTRE_FRAME], torch.zeros(len(x), 1, *cfg.input_size)], 1), cfg.patch)
     return x, target, w
 
 

@@ -79,12 +79,16 @@ class ModelConfig:
     # pasted ones, the range of the RGB targets (the authors'); "unit" is 0 / 1,
     # which gives the channel a quarter of the weight in loss and score.
     map_target: str = "signed"
+    # The input (kernels.prepare): frames t - frame_offset, t, t + frame_offset, and
+    # motion gradients |x(t - grad_step) - x(t + grad_step)| for the token weights.
+    frame_offset: int = 3
+    grad_step: int = 1
 
     def __post_init__(self):
         self.input_size = tuple(self.input_size)  # lists from JSON
         _check_size(self.input_size, self.patch)
         for name in ("in_chans", "out_chans", "enc_dim", "enc_depth", "enc_heads",
-                     "dec_dim", "dec_depth", "dec_heads"):
+                     "dec_dim", "dec_depth", "dec_heads", "frame_offset", "grad_step"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         for dim, heads in (("enc_dim", "enc_heads"), ("dec_dim", "dec_heads")):
@@ -136,8 +140,6 @@ class TrainConfig:
     epochs: int  # stage 1: teacher (encoder + teacher decoder)
     student_epochs: int  # stage 2: student head only, teacher frozen
     anomaly_probability: float = 0.25  # chance a sample gets a pasted synthetic anomaly
-    frame_offset: int = 3  # input frames are t - offset, t, t + offset
-    grad_step: int = 1  # motion gradient uses t - grad_step, t + grad_step
     seed: int = 0  # seeds weights init, masks, data order and anomaly pasting
     num_workers: int = 0  # DataLoader workers (0: load in the main process)
     # How pasted objects look: "grey" (greyscale, blurred by object_blur px and at
@@ -181,7 +183,7 @@ class TrainConfig:
             raise ConfigError(f"adam_betas must be two numbers in [0, 1), got {self.adam_betas!r}")
         if not 0 < self.object_max_area <= 1:
             raise ConfigError(f"object_max_area must be in (0, 1], got {self.object_max_area}")
-        for name in ("batch_size", "frame_offset", "grad_step"):
+        for name in ("batch_size",):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("epochs", "student_epochs", "num_workers", "seed", "warmup_epochs",
@@ -262,6 +264,11 @@ class Config:
         """Inverse of :meth:`to_dict`; unknown or missing keys raise ConfigError naming them."""
         _check_keys(d, cls, "config")
         parts = {}
+        d = dict(d)
+        if isinstance(d.get("train"), dict) and isinstance(d.get("model"), dict):  # before sdmae 0.3 the input's settings sat in the train section
+            moved = {k: d["train"][k] for k in ("frame_offset", "grad_step") if k in d["train"]}
+            d["train"] = {k: v for k, v in d["train"].items() if k not in moved}
+            d["model"] = {**moved, **d["model"]}
         for name, sub in (("model", ModelConfig), ("train", TrainConfig), ("score", ScoreConfig)):
             if name in d:
                 _check_keys(d[name], sub, name)

@@ -139,8 +139,8 @@ class Detector:
             frames = self._upload(frames)
         elif torch.is_tensor(frames):  # CPU kernels (see __init__) take CPU frames
             frames = frames.cpu()
-        return kernels.prepare(frames, centres, self.size, self.patch, self.cfg.train.frame_offset,
-                               self.cfg.train.grad_step)
+        return kernels.prepare(frames, centres, self.size, self.patch, self.cfg.model.frame_offset,
+                               self.cfg.model.grad_step)
 
     def score_prepared(self, prep: kernels.Prepared, keys: np.ndarray, with_maps: bool = False):
         """Raw scores of prepared samples, one forward pass for all of them (they may
@@ -233,7 +233,7 @@ class Detector:
         if buf is None or buf.shape[0] != n or buf.device != inputs.device:
             buf = torch.full((n, 4) + tuple(self.size), self.cfg.model.map_normal, device=inputs.device)
             self._target_buffer = buf
-        buf[:, :3].copy_(inputs[:, 3:6])
+        buf[:, :3].copy_(inputs[:, kernels.CENTRE_FRAME])
         return buf
 
     # ----------------------------------------------------------------- offline
@@ -272,7 +272,7 @@ class Detector:
             raise VideoError(f"{source}: {exc}") from None
 
     def _reach(self) -> int:
-        return max(self.cfg.train.frame_offset, self.cfg.train.grad_step)
+        return max(self.cfg.model.frame_offset, self.cfg.model.grad_step)
 
     # ----------------------------------------------------------------- streaming
 

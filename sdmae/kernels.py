@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import reference
-from .reference import Prepared, Scores
+from .reference import CENTRE_FRAME, Prepared, Scores
 
 try:
     from . import _C
@@ -40,7 +40,7 @@ except ImportError as exc:
 else:
     _C_CUDA_IMPORT_ERROR = None
 
-__all__ = ["BACKENDS", "Prepared", "Scores", "available_backends", "cuda_problem", "kernel_device", "patchify",
+__all__ = ["BACKENDS", "CENTRE_FRAME", "Prepared", "Scores", "available_backends", "cuda_problem", "kernel_device", "patchify",
            "gather_patches", "token_weights", "prepare", "score"]
 
 BACKENDS = ("auto", "cpp", "cuda", "numpy")

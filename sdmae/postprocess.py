@@ -264,20 +264,21 @@ def map_threshold(
     max_samples: int = 2_000_000,
     seed: int = 0,
 ) -> float:
-    """One global threshold for :func:`maps_to_detections`.
+    """A threshold for :func:`maps_to_detections`: a quantile of the values of ``maps``.
 
     RBDC / TBDC already sweep a threshold over the *detection scores*, so the
     maps need only one fixed, low threshold that cuts out candidate regions;
     scoring each region by the map maximum inside it lets the metric's sweep
     do the rest. Detections at several map thresholds are therefore not
-    needed. The threshold is a quantile of all map values of the test set,
-    i.e. relative to the range of the maps: lower keeps more (and larger,
-    sometimes merged) regions.
+    needed. Lower keeps more (and larger, sometimes merged) regions.
+    :func:`sdmae.evaluate.evaluate` calls it once per video, on that video's
+    maps, with ``evaluate.MAP_QUANTILE`` (0.97), so no video waits for the
+    others' maps.
 
     Parameters
     ----------
     maps : (N, H, W) ndarray or list of such arrays (float)
-        All maps the threshold should apply to (e.g. every test video).
+        The maps the threshold applies to (``evaluate``: one video's).
     quantile : float, default 0.95
         In [0, 1].
     max_samples : int, default 2_000_000

@@ -139,6 +139,7 @@ def bilinear_table(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.nd
     return i0, i1, frac
 
 
+CENTRE_FRAME = slice(3, 6)  # the channels of frame t among prepare's 9 input channels
 INPUT_SCALE = np.float32(1 / 127.5)  # uint8 range -> [-1, 1]: x * INPUT_SCALE - 1
 
 

@@ -59,10 +59,17 @@ def learning_rate(cfg: Config, step: int, steps_per_epoch: int, epochs: int) -> 
     return tc.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def epoch_key(stage: int, epoch: int) -> int:
+    """The one number per (stage, epoch) that keys every random draw of that epoch: the
+    data order, each sample's pasted anomaly and speed-up, and its mask (all with
+    cfg.train.seed), so a resumed or sharded run draws what an uninterrupted one does."""
+    return 1000 * stage + epoch
+
+
 def sample_masks(cfg: Config, indices: torch.Tensor, stage: int, epoch: int, device: torch.device):
     """Training masks keyed by sample index: the same for a sample on any rank or batch."""
     return seeded_masks(indices, cfg.model.num_tokens, cfg.model.mask_ratio,
-                        seed=cfg.train.seed, index=1000 * stage + epoch + 1, device=device)
+                        seed=cfg.train.seed, index=epoch_key(stage, epoch) + 1, device=device)
 
 
 # --------------------------------------------------------------------------- training loop
@@ -163,7 +170,7 @@ def _train_stage(cfg: Config, model: SDMAE, dataset: TrainSamples, stage: str, s
     if batch % world:
         raise SdmaeError(f"batch_size {batch} must be divisible by the number of processes {world}")
     sampler = DistributedSampler(dataset, num_replicas=world, rank=ctx.rank, shuffle=True,
-                                 seed=cfg.train.seed + 7919 * stage_index, drop_last=True)
+                                 seed=cfg.train.seed, drop_last=True)
     loader = DataLoader(dataset, batch_size=batch // world, sampler=sampler, num_workers=cfg.train.num_workers,
                         drop_last=True, persistent_workers=False)
     steps_per_epoch = len(loader)
@@ -174,8 +181,8 @@ def _train_stage(cfg: Config, model: SDMAE, dataset: TrainSamples, stage: str, s
     epoch_losses: list[float] = []
     for epoch in range(start_epoch, epochs if not done else start_epoch):
         model.train()
-        sampler.set_epoch(epoch)
-        dataset.set_epoch(epoch + 1000 * stage_index)
+        sampler.set_epoch(epoch_key(stage_index, epoch))
+        dataset.set_epoch(epoch_key(stage_index, epoch))
         # Pasted anomalies teach the teacher to overlook them; the student sees normal
         # data only, so that it imitates the teacher where the data is normal.
         dataset.paste = stage == "teacher"

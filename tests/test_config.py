@@ -135,3 +135,14 @@ def test_train_values_that_would_fail_mid_training_are_refused(field, value):
     with pytest.raises(ConfigError, match=field):
         get_preset("tiny", **{field: value})
     assert issubclass(ConfigError, SdmaeError) and issubclass(ConfigError, ValueError)
+
+
+def test_input_settings_of_older_configs_move_to_the_model_section():
+    from sdmae.config import Config, get_preset
+
+    old = get_preset("tiny").to_dict()
+    old["train"].update(frame_offset=2, grad_step=2)  # where sdmae 0.2 wrote them
+    del old["model"]["frame_offset"], old["model"]["grad_step"]
+    cfg = Config.from_dict(old)
+    assert (cfg.model.frame_offset, cfg.model.grad_step) == (2, 2)
+    assert Config.from_dict(cfg.to_dict()) == cfg

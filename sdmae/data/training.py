@@ -109,6 +109,8 @@ class TrainSamples(Dataset):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """``epoch``: the (stage, epoch) key of :func:`sdmae.train.epoch_key`; sample i's
+        draws are seeded by (seed, key, i), its speed-up's by (seed, key, i, 1)."""
         self.epoch = epoch
 
     def __len__(self) -> int:
@@ -118,7 +120,7 @@ class TrainSamples(Dataset):
         m, tc = self.cfg.model, self.cfg.train
         v, t = self.frames.index[i]
         video = self.frames.videos[v]
-        k = tc.frame_offset
+        k = m.frame_offset
         stride = 1
         if self.paste and tc.speed_probability > 0:
             rng = np.random.default_rng([tc.seed, self.epoch, int(i), 1])
@@ -137,12 +139,12 @@ class TrainSamples(Dataset):
             mask, pasted = np.maximum(mask, object_mask), pasted or with_object
         else:
             clip_in = clip
-        prep = kernels.prepare(clip_in, [k], m.input_size, m.patch, k, tc.grad_step)
+        prep = kernels.prepare(clip_in, [k], m.input_size, m.patch, k, m.grad_step)
         inputs, gradients = prep.inputs[0], prep.gradients[0]
         if pasted:
             # Overlook the anomaly: the target is the clean frame; the pasted object
             # weighs heavily in the loss through the gradients under it.
-            clean = kernels.prepare(clip, [k], m.input_size, m.patch, k, tc.grad_step).inputs[0, 3:6]
+            clean = kernels.prepare(clip, [k], m.input_size, m.patch, k, m.grad_step).inputs[0, kernels.CENTRE_FRAME]
             mask_small = _resize_mask(mask, m.input_size)
             if tc.anomaly_gradient == "floor":  # as strong as the strongest motion in the frame
                 gradients = np.maximum(gradients, max(128.0, float(gradients.max())) * mask_small[None])
@@ -150,7 +152,7 @@ class TrainSamples(Dataset):
                 gradients = gradients + 255.0 * mask_small[None]
             weights = kernels.token_weights(np.ascontiguousarray(gradients[None], np.float32), m.patch)[0]
         else:
-            clean = inputs[3:6]
+            clean = inputs[kernels.CENTRE_FRAME]
             mask_small = np.zeros(m.input_size, np.float32)
             weights = prep.weights[0]
         normal = m.map_normal  # -1 (signed) or 0 (unit) where nothing was pasted
