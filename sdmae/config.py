@@ -324,37 +324,22 @@ def _paper_train(**kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
+def _paper_preset(name: str, input_size: tuple[int, int], patch: int, smoothing_sigma: float) -> Config:
+    return Config(preset=name, model=ModelConfig(input_size=input_size, patch=patch), train=_paper_train(),
+                  score=ScoreConfig(smoothing_sigma=smoothing_sigma))
+
+
 PRESETS: dict[str, Config] = {
     # Paper: Avenue at 320x640, patch 16 -> 20x40 = 800 tokens.
-    "avenue": Config(
-        preset="avenue",
-        model=ModelConfig(input_size=(320, 640), patch=16),
-        train=_paper_train(),
-        score=ScoreConfig(smoothing_sigma=5.0),
-    ),
+    "avenue": _paper_preset("avenue", (320, 640), 16, smoothing_sigma=5.0),
     # Paper: ShanghaiTech at 160x320, patch 8 -> 20x40 = 800 tokens.
-    "shanghaitech": Config(
-        preset="shanghaitech",
-        model=ModelConfig(input_size=(160, 320), patch=8),
-        train=_paper_train(),
-        score=ScoreConfig(smoothing_sigma=5.0),
-    ),
+    "shanghaitech": _paper_preset("shanghaitech", (160, 320), 8, smoothing_sigma=5.0),
     # Paper: patch 8; size not stated here -> ShanghaiTech's 160x320 (UBnormal
     # is 16:9 720p, close enough to 1:2 after resizing) -> 800 tokens.
-    "ubnormal": Config(
-        preset="ubnormal",
-        model=ModelConfig(input_size=(160, 320), patch=8),
-        train=_paper_train(),
-        score=ScoreConfig(smoothing_sigma=6.0),
-    ),
+    "ubnormal": _paper_preset("ubnormal", (160, 320), 8, smoothing_sigma=6.0),
     # Paper: patch 4. Ped2 frames are 240x360 (2:3) -> 160x240, giving
     # 40x60 = 2400 tokens (1200 visible): 3x ShanghaiTech's sequence length.
-    "ped2": Config(
-        preset="ped2",
-        model=ModelConfig(input_size=(160, 240), patch=4),
-        train=_paper_train(),
-        score=ScoreConfig(smoothing_sigma=2.0),
-    ),
+    "ped2": _paper_preset("ped2", (160, 240), 4, smoothing_sigma=2.0),
     # CPU demos and tests: 8x12 = 96 tokens, half-width dims. One teacher
     # training step (forward + backward + AdamW, batch 32, 50 % masked)
     # measured 0.10-0.11 s median on 2 idle AMD EPYC cores, 0.19-0.24 s on one

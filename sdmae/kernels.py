@@ -250,21 +250,7 @@ def patchify(x: Any, p: int, *, backend: str | None = None) -> Any:
     (N, L, p*p*C) float32, tokens row-major, each ordered (row, column, channel).
     """
     p, (n, c, h, w) = _check_images(x, "x", p)
-    chosen = _resolve_backend(backend, _on_cuda(x))
-    if chosen == "cuda":
-        import torch
-
-        (xt,) = _cuda_prepare_tensors(x)
-        out = torch.empty((n, (h // p) * (w // p), p * p * c), dtype=torch.float32, device=xt.device)
-        with torch.cuda.device(xt.device):
-            _C_cuda.patchify(xt.data_ptr(), out.data_ptr(), n, c, h, w, p, _stream(xt.device))
-        return out
-    xa = _to_numpy(x)
-    if chosen == "numpy":
-        return _like(reference.patchify(xa, p), x)
-    out = np.empty((n, (h // p) * (w // p), p * p * c), np.float32)
-    _C.patchify(xa, p, out)
-    return _like(out, x)
+    return _per_image_op("patchify", x, p, (n, (h // p) * (w // p), p * p * c), backend)
 
 
 def gather_patches(x: Any, ids: Any, p: int, *, backend: str | None = None) -> Any:
@@ -331,21 +317,28 @@ def token_weights(g: Any, p: int, *, backend: str | None = None) -> Any:
     (N, L) float32, rows summing to 1 (uniform where a sample has no motion).
     """
     p, (n, c, h, w) = _check_images(g, "g", p)
-    chosen = _resolve_backend(backend, _on_cuda(g))
+    return _per_image_op("token_weights", g, p, (n, (h // p) * (w // p)), backend)
+
+
+def _per_image_op(name: str, x: Any, p: int, out_shape: tuple[int, ...], backend: str | None) -> Any:
+    """Run the op ``name`` of (N, C, H, W) images and patch p on the chosen backend: the
+    twin in :mod:`sdmae.reference`, ``_C`` or ``_C_cuda`` (same name, writing ``out``)."""
+    n, c, h, w = x.shape
+    chosen = _resolve_backend(backend, _on_cuda(x))
     if chosen == "cuda":
         import torch
 
-        (gt,) = _cuda_prepare_tensors(g)
-        out = torch.empty((n, (h // p) * (w // p)), dtype=torch.float32, device=gt.device)
-        with torch.cuda.device(gt.device):
-            _C_cuda.token_weights(gt.data_ptr(), out.data_ptr(), n, c, h, w, p, _stream(gt.device))
+        (xt,) = _cuda_prepare_tensors(x)
+        out = torch.empty(out_shape, dtype=torch.float32, device=xt.device)
+        with torch.cuda.device(xt.device):
+            getattr(_C_cuda, name)(xt.data_ptr(), out.data_ptr(), n, c, h, w, p, _stream(xt.device))
         return out
-    ga = _to_numpy(g)
+    xa = _to_numpy(x)
     if chosen == "numpy":
-        return _like(reference.token_weights(ga, p), g)
-    out = np.empty((n, (h // p) * (w // p)), np.float32)
-    _C.token_weights(ga, p, out)
-    return _like(out, g)
+        return _like(getattr(reference, name)(xa, p), x)
+    out = np.empty(out_shape, np.float32)
+    getattr(_C, name)(xa, p, out)
+    return _like(out, x)
 
 
 def _centres(centres: Any, num_frames: int) -> np.ndarray:

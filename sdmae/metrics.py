@@ -226,10 +226,7 @@ def macro_auc(scores: Sequence, labels: Sequence, *, padded: bool = False) -> Ma
 
     Parameters
     ----------
-    scores : list of (T_v,) array_like of float
-        Per-video frame scores.
-    labels : list of (T_v,) array_like of {0, 1}
-        Per-video ground truth, same lengths as ``scores``.
+    scores, labels : per-video frame scores and 0/1 ground truth, as in :func:`micro_auc`
     padded : bool, default False
         Reproduce the official SSMTL / SDMAE evaluation code, for comparison
         with published numbers only. Every video gets one extra frame in
@@ -443,14 +440,7 @@ def rbdc_tbdc_curves(
     )
 
 
-def rbdc_tbdc(
-    detections: Sequence,
-    tracks: Sequence,
-    num_frames,
-    *,
-    iou_threshold: float = 0.1,
-    track_fraction: float = 0.1,
-) -> tuple[float, float]:
+def rbdc_tbdc(detections: Sequence, tracks: Sequence, num_frames, **options: float) -> tuple[float, float]:
     """Region- and Track-Based Detection Criteria (Ramachandra & Jones, 2020).
 
     Parameters
@@ -465,9 +455,9 @@ def rbdc_tbdc(
         integers, so use the same indexing (e.g. 0-based) for both.
     num_frames : int or list of int
         Number of test frames in total, or per video (summed).
-    iou_threshold : float, default 0.1
+    iou_threshold : float, keyword, default 0.1
         A detection matches a region when their IoU is ``>=`` this.
-    track_fraction : float, default 0.1
+    track_fraction : float, keyword, default 0.1
         A track counts as detected once ``>=`` this fraction of its regions
         have been detected.
 
@@ -503,7 +493,5 @@ def rbdc_tbdc(
 
     Use :func:`rbdc_tbdc_curves` to get the curves themselves.
     """
-    c = rbdc_tbdc_curves(
-        detections, tracks, num_frames, iou_threshold=iou_threshold, track_fraction=track_fraction
-    )
+    c = rbdc_tbdc_curves(detections, tracks, num_frames, **options)  # the keywords are checked there
     return c.rbdc, c.tbdc
