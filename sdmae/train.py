@@ -115,6 +115,34 @@ def train(cfg: Config, data: str | os.PathLike, layout: str | None, run_dir: str
         raise
 
 
+@dataclass
+class _Run:
+    """What every stage of one training run shares."""
+
+    cfg: Config
+    model: SDMAE
+    dataset: TrainSamples
+    ctx: dist.Context
+    run_dir: Path
+    resume: bool
+    progress: bool
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / "log.jsonl"
+
+
+@dataclass
+class _Stage:
+    name: str  # "teacher" or "student"
+    index: int  # 0, 1: keys the stage's random draws (epoch_key)
+    epochs: int
+
+    @classmethod
+    def all(cls, cfg: Config) -> list["_Stage"]:
+        return [cls("teacher", 0, cfg.train.epochs), cls("student", 1, cfg.train.student_epochs)]
+
+
 def _train_stages(cfg: Config, data, layout, run_dir: Path, ctx: dist.Context, resume: bool, objects,
                   progress: bool, frames: TrainFrames | None) -> TrainResult:
     if frames is None:
@@ -122,23 +150,17 @@ def _train_stages(cfg: Config, data, layout, run_dir: Path, ctx: dist.Context, r
     bank = None
     if cfg.train.anomaly_probability > 0:
         bank = ObjectBank.from_path(objects) if objects else ObjectBank.builtin()
-    dataset = TrainSamples(frames, cfg, bank)
-
-    model = build_model(cfg).to(ctx.device)
-    log_path = run_dir / "log.jsonl"
-    losses: dict[str, list[float]] = {}
-    for stage_index, stage in enumerate(STAGES):
-        epochs = cfg.train.epochs if stage == "teacher" else cfg.train.student_epochs
-        losses[stage] = _train_stage(cfg, model, dataset, stage, stage_index, epochs, run_dir, log_path, ctx,
-                                     resume, progress)
+    run = _Run(cfg, build_model(cfg).to(ctx.device), TrainSamples(frames, cfg, bank), ctx, run_dir, resume,
+               progress)
+    losses = {stage.name: _train_stage(run, stage) for stage in _Stage.all(cfg)}
     dist.barrier()
     return TrainResult(run_dir, losses["teacher"], losses["student"])
 
 
-def _train_stage(cfg: Config, model: SDMAE, dataset: TrainSamples, stage: str, stage_index: int, epochs: int,
-                 run_dir: Path, log_path: Path, ctx: dist.Context, resume: bool, progress: bool) -> list[float]:
-    ckpt_path = run_dir / f"{stage}.pt"
-    if stage == "student":
+def _stage_optimizer(run: _Run, stage: _Stage) -> tuple[list[torch.nn.Parameter], torch.optim.Optimizer]:
+    """The stage's trainable parameters (the others frozen) and their AdamW."""
+    model, tc = run.model, run.cfg.train
+    if stage.name == "student":
         model.freeze_teacher()
         params = list(model.student_parameters())
     else:
@@ -148,35 +170,51 @@ def _train_stage(cfg: Config, model: SDMAE, dataset: TrainSamples, stage: str, s
     for p in params:
         p.requires_grad_(True)
     # no weight decay on norms and biases (1-d parameters), as MAE and the authors
-    decay = [p for p in params if p.ndim > 1]
-    no_decay = [p for p in params if p.ndim <= 1]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.train.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=cfg.train.lr, betas=cfg.train.adam_betas)
+    groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": tc.weight_decay},
+              {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+    return params, torch.optim.AdamW(groups, lr=tc.lr, betas=tc.adam_betas)
 
+
+def _resume_stage(run: _Run, stage: _Stage, optimizer: torch.optim.Optimizer) -> tuple[int, bool]:
+    """Load the stage's checkpoint when resuming -> (first epoch to train, stage done)."""
+    ckpt_path = run.run_dir / f"{stage.name}.pt"
     start_epoch, done = 0, False
-    if resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path, cfg)
-        model.load_state_dict(state["model"])
+    if run.resume and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path, run.cfg)
+        run.model.load_state_dict(state["model"])
         if state["optimizer"] is not None:
             optimizer.load_state_dict(state["optimizer"])
         start_epoch, done = state["epoch"] + 1, state["done"]
-    elif resume and stage == "teacher" and (run_dir / "student.pt").exists():
-        raise FileNotFoundError(f"{run_dir} has student.pt but no teacher.pt; cannot resume")
-    if ctx.is_main and resume:
-        _trim_log(log_path, stage, start_epoch, done)
+    elif run.resume and stage.name == "teacher" and (run.run_dir / "student.pt").exists():
+        raise FileNotFoundError(f"{run.run_dir} has student.pt but no teacher.pt; cannot resume")
+    if run.ctx.is_main and run.resume:
+        _trim_log(run.log_path, stage.name, start_epoch, done)
+    return start_epoch, done
 
-    world, batch = ctx.world_size, cfg.train.batch_size
+
+def _stage_loader(run: _Run) -> tuple[DataLoader, DistributedSampler]:
+    """This rank's shard of every epoch, in batches of the global batch / world size."""
+    world, batch = run.ctx.world_size, run.cfg.train.batch_size
     if batch % world:
         raise SdmaeError(f"batch_size {batch} must be divisible by the number of processes {world}")
-    sampler = DistributedSampler(dataset, num_replicas=world, rank=ctx.rank, shuffle=True,
-                                 seed=cfg.train.seed, drop_last=True)
-    loader = DataLoader(dataset, batch_size=batch // world, sampler=sampler, num_workers=cfg.train.num_workers,
-                        drop_last=True, persistent_workers=False)
-    steps_per_epoch = len(loader)
-    if steps_per_epoch == 0:
-        raise SdmaeError(f"{len(dataset)} training frames are fewer than one batch of {batch}; "
+    sampler = DistributedSampler(run.dataset, num_replicas=world, rank=run.ctx.rank, shuffle=True,
+                                 seed=run.cfg.train.seed, drop_last=True)
+    loader = DataLoader(run.dataset, batch_size=batch // world, sampler=sampler,
+                        num_workers=run.cfg.train.num_workers, drop_last=True, persistent_workers=False)
+    if len(loader) == 0:
+        raise SdmaeError(f"{len(run.dataset)} training frames are fewer than one batch of {batch}; "
                          "lower batch_size or add training videos")
+    return loader, sampler
+
+
+def _train_stage(run: _Run, stage: _Stage) -> list[float]:
+    cfg, model, dataset, ctx = run.cfg, run.model, run.dataset, run.ctx
+    name, stage_index, epochs = stage.name, stage.index, stage.epochs
+    ckpt_path = run.run_dir / f"{name}.pt"
+    params, optimizer = _stage_optimizer(run, stage)
+    start_epoch, done = _resume_stage(run, stage, optimizer)
+    loader, sampler = _stage_loader(run)
+    steps_per_epoch, batch = len(loader), cfg.train.batch_size
     net = ctx.wrap(model)
     epoch_losses: list[float] = []
     for epoch in range(start_epoch, epochs if not done else start_epoch):
@@ -185,21 +223,21 @@ def _train_stage(cfg: Config, model: SDMAE, dataset: TrainSamples, stage: str, s
         dataset.set_epoch(epoch_key(stage_index, epoch))
         # Pasted anomalies teach the teacher to overlook them; the student sees normal
         # data only, so that it imitates the teacher where the data is normal.
-        dataset.paste = stage == "teacher"
+        dataset.paste = name == "teacher"
         started, total, count = time.perf_counter(), 0.0, 0
-        bar = _bar(steps_per_epoch, f"{stage} {epoch + 1}/{epochs}", progress and ctx.is_main)
+        bar = _bar(steps_per_epoch, f"{name} {epoch + 1}/{epochs}", run.progress and ctx.is_main)
         for step, batch_data in enumerate(loader):
             lr = learning_rate(cfg, epoch * steps_per_epoch + step, steps_per_epoch, epochs)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss = _step_loss(cfg, net, batch_data, stage, stage_index, epoch, ctx.device)
+            loss = _step_loss(cfg, net, batch_data, name, stage_index, epoch, ctx.device)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             value = loss.item()
             if not math.isfinite(value) and ctx.world_size == 1:
                 # stop at once; under DDP the other ranks would wait for this one's
                 # gradients, so there all ranks stop together at the epoch's end
-                _diverged(stage, epoch, epochs, f"the loss is {value} at step {step + 1}", ckpt_path)
+                _diverged(name, epoch, epochs, f"the loss is {value} at step {step + 1}", ckpt_path)
             optimizer.step()
             total += value
             count += 1
@@ -210,22 +248,22 @@ def _train_stage(cfg: Config, model: SDMAE, dataset: TrainSamples, stage: str, s
             bar.close()
         mean_loss = dist.mean(total / max(count, 1), ctx)
         if not math.isfinite(mean_loss):
-            _diverged(stage, epoch, epochs, f"the epoch's mean loss is {mean_loss}", ckpt_path)
+            _diverged(name, epoch, epochs, f"the epoch's mean loss is {mean_loss}", ckpt_path)
         if not all(torch.isfinite(p).all() for p in params):  # a finite loss, then a step to inf
-            _diverged(stage, epoch, epochs, "the weights are no longer finite", ckpt_path)
+            _diverged(name, epoch, epochs, "the weights are no longer finite", ckpt_path)
         epoch_losses.append(mean_loss)
         if ctx.is_main:
             # the log line first: a kill before the checkpoint's rename leaves a line
             # that the resumed run trims and writes again, never a missing one
-            with open(log_path, "a") as f:
-                f.write(json.dumps({"stage": stage, "epoch": epoch + 1, "epochs": epochs, "loss": mean_loss,
+            with open(run.log_path, "a") as f:
+                f.write(json.dumps({"stage": name, "epoch": epoch + 1, "epochs": epochs, "loss": mean_loss,
                                     "lr": lr, "seconds": round(time.perf_counter() - started, 3),
                                     "frames": steps_per_epoch * batch}) + "\n")
-            save_checkpoint(ckpt_path, stage=stage, cfg=cfg, model=model, optimizer=optimizer, epoch=epoch,
+            save_checkpoint(ckpt_path, stage=name, cfg=cfg, model=model, optimizer=optimizer, epoch=epoch,
                             done=epoch + 1 == epochs)
         dist.barrier()
     if epochs == 0 and ctx.is_main:
-        save_checkpoint(ckpt_path, stage=stage, cfg=cfg, model=model, optimizer=optimizer, epoch=-1, done=True)
+        save_checkpoint(ckpt_path, stage=name, cfg=cfg, model=model, optimizer=optimizer, epoch=-1, done=True)
     return epoch_losses
 
 
