@@ -17,12 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import statistics
 import sys
-import time
 
 import numpy as np
+from _harness import cpu_name, timeit
 
 from sdmae import kernels, reference
 
@@ -34,24 +32,11 @@ SHAPES = {
 BATCH = 32
 
 
-def timeit(fn, repeats, warmup=1, sync=lambda: None):
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), (min(times), max(times))
-
-
 def memcpy_bandwidth(nbytes=256 << 20, repeats=7):
     src = np.ones(nbytes, np.uint8)
     dst = np.empty_like(src)
     np.copyto(dst, src)
-    median, _ = timeit(lambda: np.copyto(dst, src), repeats)
+    median = timeit(lambda: np.copyto(dst, src), repeats).median
     return 2 * nbytes / median  # read + write
 
 
@@ -154,15 +139,15 @@ def bench_case(name, shape, batch, repeats, twin_repeats, rng, cuda):
                           lambda: kernels.token_weights(prepared.gradients, p, backend="cpp")),
     }
     for op, (nbytes, twin, fused) in ops.items():
-        t_twin, _ = timeit(twin, twin_repeats)
-        t_cpp, spread = timeit(fused, repeats)
+        t_twin = timeit(twin, twin_repeats).median
+        t_cpp, spread, _ = timeit(fused, repeats)
         rows.append(dict(case=name, op=op, device="cpu", twin_ms=1e3 * t_twin, ms=1e3 * t_cpp,
                          spread_ms=[1e3 * s for s in spread], speedup=t_twin / t_cpp, gbps=nbytes / t_cpp / 1e9))
 
     torch_gather = torch_indexing_gather(prepared.inputs, ids, p)
     if torch_gather is not None:
         check_close(torch_gather(), gathered, "torch-indexing gather")
-        t_torch, spread = timeit(torch_gather, repeats)
+        t_torch, spread, _ = timeit(torch_gather, repeats)
         rows.append(dict(case=name, op="gather_patches, torch indexing", device="cpu", twin_ms=None,
                          ms=1e3 * t_torch, spread_ms=[1e3 * s for s in spread], speedup=None,
                          gbps=gather_bytes / t_torch / 1e9))
@@ -184,7 +169,7 @@ def bench_case(name, shape, batch, repeats, twin_repeats, rng, cuda):
             ("score", score_bytes, lambda: kernels.score(tg, te, stu, wt, p, (h, w), hidden=hd, **options,
                                                          backend="cuda")),
         ]:
-            t_gpu, spread = timeit(fn, 20, warmup=3, sync=sync)
+            t_gpu, spread, _ = timeit(fn, 20, warmup=3, sync=sync)
             rows.append(dict(case=name, op=op, device="cuda", twin_ms=None, ms=1e3 * t_gpu,
                              spread_ms=[1e3 * s for s in spread], speedup=None, gbps=nbytes / t_gpu / 1e9))
     return rows
@@ -206,7 +191,7 @@ def main(argv=None):
     roofline = memcpy_bandwidth(16 << 20 if args.quick else 256 << 20) / 1e9
 
     threads = kernels._C.max_threads()
-    print(f"# sdmae kernels | batch {batch} | float32 | CPU threads {threads} ({platform.processor() or platform.machine()})"
+    print(f"# sdmae kernels | batch {batch} | float32 | CPU threads {threads} ({cpu_name()})"
           f" | OpenMP {kernels._C.has_openmp} | CUDA {'yes' if cuda else 'no'} | {sys.argv[0]}")
     print(f"# memcpy roofline (np.copyto, read+write): {roofline:.2f} GB/s")
     print("| case | op | device | twin ms | fused ms (min-max) | speed-up | GB/s | % of memcpy |")

@@ -33,12 +33,11 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import platform
-import statistics
 import sys
 import time
 
 import torch
+from _harness import device_name, synchronizer, timeit_interleaved
 
 from sdmae import kernels
 from sdmae.config import get_preset
@@ -46,37 +45,6 @@ from sdmae.hardware import physical_cores, resolve_precision
 from sdmae.model import AUTOCAST_DTYPES, SDMAE, seeded_masks
 
 DEFAULT_BATCH = {"tiny": 32, "avenue": 8, "shanghaitech": 8, "ubnormal": 8, "ped2": 4}
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def timeit_interleaved(fns: dict, repeats: int, warmup: int, device: torch.device):
-    """{name: fn} -> {name: (median s, (min s, max s))}. Variants are timed round-robin
-    (one call of each per repeat), so load from other processes on a shared machine
-    hits all of them alike and their ratios stay meaningful."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    sync()
-    times = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            sync()
-            start = time.perf_counter()
-            fn()
-            sync()
-            times[k].append(time.perf_counter() - start)
-    return {k: (statistics.median(t), (min(t), max(t))) for k, t in times.items()}
 
 
 def baseline_forward(model: SDMAE, x, ids_keep, ids_restore):
@@ -165,9 +133,9 @@ def bench_preset(name, batch, repeats, warmup, device, use_compile, quick):
         errs[v] = (e, es)
 
     rows = []
-    timed = timeit_interleaved(variants, repeats, warmup, device)
+    timed = timeit_interleaved(variants, repeats, warmup, synchronizer(device))
     for v in variants:
-        med, (lo, hi) = timed[v]
+        med, (lo, hi), _ = timed[v]
         rows.append(dict(preset=name, variant=v, batch=batch, size=cfg.input_size, patch=cfg.patch,
                          tokens=cfg.num_tokens, ms=1e3 * med, min_ms=1e3 * lo, max_ms=1e3 * hi,
                          fps=batch / med, pred_rel_err=errs[v][0], score_rel_err=errs[v][1]))
@@ -215,7 +183,7 @@ def main(argv=None):
     torch.set_num_threads(threads)
     presets = ["tiny"] if args.quick else args.presets.split(",")
     repeats, warmup = (1, 1) if args.quick else (args.repeats, args.warmup)
-    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+    dev_name = device_name(device)
     print(f"# sdmae model | device {device} ({dev_name}) | torch {torch.__version__} | threads "
           f"{torch.get_num_threads()} | float32 unless noted | median of {repeats} after {warmup} warm-up | "
           f"{' '.join(sys.argv)} | precision auto -> {resolve_precision('auto', device)}")

@@ -53,6 +53,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _harness import device_name, synchronizer, timeit
 
 import sdmae.detector as detector_mod
 from sdmae import kernels
@@ -69,7 +70,7 @@ SOURCE = {"avenue": (360, 640), "shanghaitech": (480, 856), "ubnormal": (720, 12
 class _Timers:
     def __init__(self, device: torch.device):
         self.total = {}
-        self.sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        self.sync = synchronizer(device)
 
     @contextlib.contextmanager
     def __call__(self, name: str, sync: bool = True):
@@ -152,23 +153,15 @@ def score_from_memory(det: Detector, frames: torch.Tensor) -> np.ndarray:
 
 
 def run_memory(det: Detector, frames: np.ndarray, device: torch.device, repeats: int, args) -> None:
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     on_device = torch.as_tensor(frames).to(device)
     ref = det.score_frames(frames).raw  # the offline path on the same frames
     got = score_from_memory(det, on_device)  # also the warm-up
     rel = float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-12))
     if rel > 1e-4:
         raise SystemExit(f"scoring from memory differs from score_frames (relative {rel:.2e})")
-    times = []
-    for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        score_from_memory(det, on_device)
-        sync()
-        times.append(time.perf_counter() - start)
-    med = statistics.median(times)
+    med, _, times = timeit(lambda: score_from_memory(det, on_device), repeats, warmup=0, sync=synchronizer(device))
     h, w = det.size
-    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    dev_name = device_name(device)
     print(f"# sdmae kernels + model from uint8 frames in {'GPU' if device.type == 'cuda' else 'host'} memory | "
           f"{len(frames)} frames {frames.shape[1]}x{frames.shape[2]} -> model {h}x{w} p{det.patch} | batch "
           f"{det.batch_size} | {det.precision} | device {device} ({dev_name}) | threads "
@@ -202,12 +195,7 @@ def run_streams(det: Detector, frames: np.ndarray, streams: int, repeats: int, a
 
     if run() != streams * len(frames):  # also the warm-up
         raise SystemExit("StreamScorer did not score every frame of every stream")
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    med = statistics.median(times)
+    med, _, times = timeit(run, repeats, warmup=0)
     h, w = det.size
     print(f"# sdmae live streams | {streams} streams x {len(frames)} frames {frames.shape[1]}x{frames.shape[2]} -> "
           f"model {h}x{w} p{det.patch} | forward batch up to {det.batch_size} | {det.precision} | device "
@@ -282,17 +270,10 @@ def main(argv=None):
             if precision == "fp32" and rel > 1e-4:
                 raise SystemExit(f"fused model scores differ from the plain model (relative {rel:.2e})")
 
-        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-        e2e = []
-        for _ in range(repeats):  # warm-up done by the correctness pass
-            sync()
-            start = time.perf_counter()
-            det.score_video(path)
-            sync()
-            e2e.append(time.perf_counter() - start)
+        # warm-up done by the correctness pass
+        med, _, e2e = timeit(lambda: det.score_video(path), repeats, warmup=0, sync=synchronizer(device))
         runs = [instrumented_run(det, path, device) for _ in range(repeats)]
 
-    med = statistics.median(e2e)
     stages = {k: statistics.median(r[0].get(k, 0.0) for r in runs) for k in
               ("wait", "prepare", "model", "score", "other", "decode")}
     total_i = statistics.median(r[1] for r in runs)

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 
 import torch
+from _harness import synchronizer, timeit
 
 from sdmae.config import get_preset
 from sdmae.hardware import physical_cores
@@ -51,7 +50,7 @@ def bench_stage(cfg, model, stage, batch, steps, warmup, device, dtype=None):
         model.freeze_teacher()
         params = list(model.student_parameters())
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.05)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync = synchronizer(device)
     stage_index = 0 if stage == "teacher" else 1
     frozen = {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith("student.")}
 
@@ -68,23 +67,15 @@ def bench_stage(cfg, model, stage, batch, steps, warmup, device, dtype=None):
         opt.step()
         return float(loss.detach())
 
-    losses, times = [], []
-    for i in range(warmup):
-        losses.append(step(i))
-    for i in range(steps):
-        sync()
-        start = time.perf_counter()
-        losses.append(step(warmup + i))
-        sync()
-        times.append(time.perf_counter() - start)
+    losses = []
+    med, (lo, hi), _ = timeit(lambda: losses.append(step(len(losses))), steps, warmup=warmup, sync=sync)
     if not all(map(lambda v: v == v and abs(v) != float("inf"), losses)):
         raise SystemExit(f"{stage}: non-finite loss {losses}")
     if stage == "student":
         for k, v in model.state_dict().items():
             if k in frozen and not torch.equal(frozen[k], v):
                 raise SystemExit(f"student stage changed frozen teacher state {k}")
-    med = statistics.median(times)
-    return dict(stage=stage, batch=batch, ms=1e3 * med, min_ms=1e3 * min(times), max_ms=1e3 * max(times),
+    return dict(stage=stage, batch=batch, ms=1e3 * med, min_ms=1e3 * lo, max_ms=1e3 * hi,
                 fps=batch / med, loss_first=losses[0], loss_last=losses[-1])
 
 

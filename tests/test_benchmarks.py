@@ -26,6 +26,8 @@ CASES = [
 
 
 def run_main(script: str, argv: list[str]) -> None:
+    if str(BENCH) not in sys.path:  # as when run as a script: the shared _harness beside them
+        sys.path.insert(0, str(BENCH))
     spec = importlib.util.spec_from_file_location(script[:-3], BENCH / script)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
