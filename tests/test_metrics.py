@@ -1,7 +1,6 @@
 """Frame AUCs against Mann-Whitney U; RBDC / TBDC on hand-made cases."""
 
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +18,6 @@ from sdmae.metrics import (
     roc_curve,
 )
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _mwu_auc(s, y):

@@ -1,14 +1,12 @@
 """Synthetic scenes: determinism, anomaly kinds, and round trips through every reader."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sdmae.data import ANOMALY_KINDS, load_dataset, make_background, make_clip, make_dataset
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TINY = dict(num_train=1, num_test=2, num_frames=30, size=(48, 64))  # a few hundred ms per layout
 RGB_LAYOUTS = ("avenue", "shanghaitech", "ubnormal", "folder")
 CODEC_TOLERANCE = 6.0  # mean |a - b| between two lossy encodings of the same frames
