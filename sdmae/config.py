@@ -133,7 +133,7 @@ class TrainConfig:
     batch_size: int
     # AdamW peak learning rate after linear warm-up, cosine decay afterwards.
     # The original's lr 1e-4 needs 100+100 epochs; on real footage lr 1e-3 reached
-    # in 40 epochs about what 1e-4 reached in 200 (DESIGN.md), hence 1e-3 + warm-up.
+    # in 40 epochs about what 1e-4 reached in 200 (the accuracy issue's measurement), hence 1e-3 + warm-up.
     lr: float
     warmup_epochs: float  # linear warm-up length, fractions allowed
     weight_decay: float  # AdamW decoupled weight decay
