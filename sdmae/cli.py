@@ -377,9 +377,9 @@ def _require_dir(path: str, flag: str) -> None:
 
 def _device(name: str) -> str:
     if name == "cuda":
-        import os
+        from .distributed import local_cuda_device
 
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        return str(local_cuda_device())
     return name
 
 

@@ -44,13 +44,23 @@ def setup(device: str = "cpu") -> Context:
     local = int(os.environ.get("LOCAL_RANK", "0"))
     dev = torch.device(device)
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise SdmaeError("--device cuda was asked for but torch sees no CUDA device")
-        dev = torch.device("cuda", local % torch.cuda.device_count())
+        dev = local_cuda_device()
         torch.cuda.set_device(dev)
     if world > 1 and not tdist.is_initialized():
         tdist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     return Context(rank, world, local, dev)
+
+
+def local_cuda_device() -> torch.device:
+    """This process's GPU: the one of its LOCAL_RANK. Two ranks on one GPU would make
+    NCCL fail at the first collective, so more processes than GPUs is an error."""
+    if not torch.cuda.is_available():
+        raise SdmaeError("--device cuda was asked for but torch sees no CUDA device")
+    local, count = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+    if local >= count:
+        raise SdmaeError(f"LOCAL_RANK {local} needs GPU {local} but this node has {count}: start at most "
+                         f"{count} processes per node (torchrun --nproc_per_node {count})")
+    return torch.device("cuda", local)
 
 
 def barrier() -> None:

@@ -118,3 +118,18 @@ def test_nccl_two_gpu_training_and_sharded_evaluation(tiny_data, tiny_run, tmp_p
     assert ddp["frames"] == one["frames"]
     for key in ("micro_auc", "macro_auc"):  # each GPU scores its videos alone: TF32 rounding may differ
         assert abs(ddp[key] - one[key]) < 1e-3, key
+
+
+def test_more_processes_than_gpus_is_a_clear_error(monkeypatch):
+    import torch
+
+    from sdmae import distributed
+    from sdmae.errors import SdmaeError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert distributed.local_cuda_device() == torch.device("cuda", 1)
+    monkeypatch.setenv("LOCAL_RANK", "2")  # a third process on a 2-GPU node
+    with pytest.raises(SdmaeError, match="LOCAL_RANK 2 needs GPU 2 but this node has 2"):
+        distributed.local_cuda_device()
