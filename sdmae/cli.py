@@ -145,12 +145,10 @@ def _os_error_message(exc: OSError) -> str:
 
 
 def _check_device(device: str) -> None:
-    if device == "cuda":
-        import torch
+    if device == "cuda":  # a GPU for this process, before any work
+        from .distributed import local_cuda_device
 
-        if not torch.cuda.is_available():
-            raise SdmaeError(f"--device cuda: torch {torch.__version__} sees no CUDA device (a CPU-only build, "
-                             "or no GPU or driver); use --device cpu")
+        local_cuda_device()
 
 
 # Numbers that argparse accepts but that would fail, or do nothing useful, only mid-run.

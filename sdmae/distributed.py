@@ -55,7 +55,8 @@ def local_cuda_device() -> torch.device:
     """This process's GPU: the one of its LOCAL_RANK. Two ranks on one GPU would make
     NCCL fail at the first collective, so more processes than GPUs is an error."""
     if not torch.cuda.is_available():
-        raise SdmaeError("--device cuda was asked for but torch sees no CUDA device")
+        raise SdmaeError(f"--device cuda: torch {torch.__version__} sees no CUDA device (a CPU-only build, "
+                         "or no GPU or driver); use --device cpu")
     local, count = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
     if local >= count:
         raise SdmaeError(f"LOCAL_RANK {local} needs GPU {local} but this node has {count}: start at most "
