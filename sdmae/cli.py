@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "objects (whole tracks) are pasted as synthetic anomalies (default: built-in cut-outs)")
     t.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    t.add_argument("--cache-dir", help="where the training frames are decoded once and kept, for this and later "
+                   "runs (default: $SDMAE_CACHE_DIR, else ~/.cache/sdmae/frames)")
 
     e = sub.add_parser("evaluate", help="score a dataset's test split: micro/macro AUC, RBDC, TBDC")
     e.add_argument("run", help="run directory written by sdmae train")
@@ -201,8 +203,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = get_preset(args.preset, recipe=args.recipe, input_size=args.input_size, patch=args.patch, **overrides)
     _require_dir(args.data, "--data")
     _check_out_dir(Path(args.out), "--out")
+    if args.cache_dir:
+        _check_out_dir(Path(args.cache_dir), "--cache-dir")
     result = train(cfg, args.data, args.layout, args.out, device=args.device, resume=args.resume,
-                   objects=args.objects)
+                   objects=args.objects, cache_dir=args.cache_dir)
     if result.teacher_losses or result.student_losses:
         print(f"trained {args.out}: teacher loss {_last(result.teacher_losses)}, "
               f"student loss {_last(result.student_losses)}")
@@ -327,7 +331,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
           + (" (resuming)" if resume else ""), flush=True)
     from .train import train
 
-    train(cfg, data, "avenue", run, device=args.device, resume=resume)
+    train(cfg, data, "avenue", run, device=args.device, resume=resume, cache_dir=out / "frame-cache")
     print("[3/4] scoring the test videos ...", flush=True)
     detector = Detector.load(run, device=_device(args.device), precision=args.precision)
     result = evaluate(detector, data, "avenue", device=args.device)

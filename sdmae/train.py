@@ -84,8 +84,13 @@ class TrainResult:
 
 def train(cfg: Config, data: str | os.PathLike, layout: str | None, run_dir: str | os.PathLike, *,
           device: str = "cpu", resume: bool = False, objects: str | os.PathLike | None = None,
-          progress: bool = True, frames: TrainFrames | None = None) -> TrainResult:
+          progress: bool = True, frames: TrainFrames | None = None,
+          cache_dir: str | os.PathLike | None = None) -> TrainResult:
     """Train both stages on the training split of ``data``; write checkpoints into ``run_dir``.
+
+    The training frames come from ``frames`` when given, else from the dataset's
+    frame cache in ``cache_dir`` (default: :func:`sdmae.data.frame_cache.default_cache_dir`),
+    decoded into it on first use by each node's first process while the others wait.
 
     Under torchrun (``WORLD_SIZE`` > 1) every rank trains on its shard of each
     epoch with DistributedDataParallel and rank 0 alone writes. ``cfg.train.batch_size``
@@ -108,7 +113,11 @@ def train(cfg: Config, data: str | os.PathLike, layout: str | None, run_dir: str
             tmp.write_text(json.dumps(cfg.to_dict(), indent=2))
     dist.barrier()
     try:
-        return _train_stages(cfg, data, layout, run_dir, ctx, resume, objects, progress, frames)
+        if frames is None:
+            frames = TrainFrames.from_cache(data, layout, cfg.model.input_size, cache_dir,
+                                            build=ctx.local_rank == 0, progress=progress and ctx.is_main)
+            dist.barrier()
+        return _train_stages(cfg, ctx, run_dir, resume, objects, progress, frames)
     except BaseException:
         if ctx.is_main and created:
             _remove_if_no_checkpoint(run_dir)
@@ -143,10 +152,8 @@ class _Stage:
         return [cls("teacher", 0, cfg.train.epochs), cls("student", 1, cfg.train.student_epochs)]
 
 
-def _train_stages(cfg: Config, data, layout, run_dir: Path, ctx: dist.Context, resume: bool, objects,
-                  progress: bool, frames: TrainFrames | None) -> TrainResult:
-    if frames is None:
-        frames = TrainFrames.from_dataset(data, layout, cfg.model.input_size, progress and ctx.is_main)
+def _train_stages(cfg: Config, ctx: dist.Context, run_dir: Path, resume: bool, objects, progress: bool,
+                  frames: TrainFrames) -> TrainResult:
     bank = None
     if cfg.train.anomaly_probability > 0:
         bank = ObjectBank.from_path(objects) if objects else ObjectBank.builtin()

@@ -1,9 +1,25 @@
 """Shared fixtures: a small synthetic dataset and a tiny run trained on it once per session."""
 
+import os
+
 import pytest
 import torch
 
 torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def frame_cache_dir(tmp_path_factory):
+    """Training frame caches (sdmae.data.frame_cache) go to a temporary folder, not the
+    user's ~/.cache; subprocesses (the CLI, torchrun) inherit the variable."""
+    path = tmp_path_factory.mktemp("frame-cache")
+    before = os.environ.get("SDMAE_CACHE_DIR")
+    os.environ["SDMAE_CACHE_DIR"] = str(path)
+    yield path
+    if before is None:
+        del os.environ["SDMAE_CACHE_DIR"]
+    else:
+        os.environ["SDMAE_CACHE_DIR"] = before
 
 
 def tiny_config(**train):

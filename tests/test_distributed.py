@@ -59,6 +59,17 @@ def test_two_process_training_equals_one_process_with_the_same_global_batch(tiny
     assert len((tmp_path / "ddp" / "log.jsonl").read_text().splitlines()) == 2
 
 
+def test_two_processes_train_from_one_frame_cache_built_once(tiny_data, tmp_path):
+    cache = tmp_path / "frames"
+    done = torchrun(2, "train", "--data", str(tiny_data), "--layout", "avenue", "--out", str(tmp_path / "ddp"),
+                    *TRAIN_ARGS, "--input-size", "64x96", "--cache-dir", str(cache))
+    assert done.stderr.count("sdmae: building the frame cache") == 1
+    (folder,) = cache.iterdir()  # no second cache, no temporary folder left
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["built_by"]["rank"] == 0
+    assert load_checkpoint(tmp_path / "ddp" / "student.pt")["done"]
+
+
 def test_sharded_evaluation_gives_identical_results(tiny_data, tiny_run, tmp_path):
     torchrun(2, "evaluate", str(tiny_run), "--data", str(tiny_data), "--layout", "avenue", "--json",
              str(tmp_path / "ddp.json"))

@@ -1,7 +1,7 @@
 """Training samples: the training split decoded once, and the samples cut from it.
 
-:class:`TrainFrames` holds every training video as uint8 at (at most) the
-model size; :class:`TrainSamples` turns sample i into the model's inputs,
+:class:`TrainFrames` gives every training video as uint8 at (at most) the
+model size, from memory or from the disk cache; :class:`TrainSamples` turns sample i into the model's inputs,
 its 4-channel target (clean frame t + anomaly map) and its token weights,
 pasting a moving object or speeding the clip up for pseudo-anomalies.
 """
@@ -20,71 +20,56 @@ from .. import kernels
 from ..config import Config
 from .anomalies import ObjectBank, maybe_paste
 from .datasets import DatasetError, load_dataset
+from .frame_cache import CachedVideo, decode_chunks, default_cache_dir, normal_runs, open_or_build, training_runs
+
+__all__ = ["TrainFrames", "TrainSamples", "normal_runs"]
 
 
 class TrainFrames:
-    """Decoded training videos held as uint8, each frame decoded once.
+    """The training videos as uint8 at (at most) the model size, each frame decoded once.
 
-    Frames larger than the model input are resized to it on load (bilinear,
-    half-pixel centres, the convention of :func:`sdmae.kernels.prepare`), so a
-    long dataset fits in memory; the motion gradients are then computed at the
-    model size, as at test time.
+    ``videos`` holds, per normal run of every training video, something that
+    ``len()`` and integer-array indexing work on: a (T, H, W, 3) array in memory,
+    or a :class:`~sdmae.data.frame_cache.CachedVideo` that reads from the disk cache.
     """
 
-    def __init__(self, videos: Sequence[np.ndarray]):
-        self.videos = list(videos)  # each (T, H, W, 3) uint8
+    def __init__(self, videos: Sequence[np.ndarray | CachedVideo]):
+        self.videos = list(videos)
         self.index = np.array([(v, t) for v, clip in enumerate(self.videos) for t in range(len(clip))],
                               dtype=np.int64).reshape(-1, 2)  # (S, 2) sample -> (video, frame)
 
     @classmethod
     def from_dataset(cls, root: str | os.PathLike, layout: str | None, size: tuple[int, int],
                      progress: bool = True) -> "TrainFrames":
-        """Decode a dataset's training split at (at most) model size.
-
-        Training is one-class: where a training video has frame labels (UBnormal's
-        abnormal training videos), only its runs of normal frames are kept, each
-        as a video of its own, so no abnormal frame is ever a neighbour either.
-        """
-        records = load_dataset(root, layout, split="train")
+        """Decode a dataset's training split into memory (small datasets, tests, examples)."""
         videos = []
-        for rec in _progress(records, progress, "decoding training videos"):
-            chunks, chunk = [], []
-            for frame in rec.iter_frames():
-                chunk.append(frame)
-                if len(chunk) == 64:  # resize in batches: one interpolate call per 64 frames
-                    chunks.append(_shrink(np.stack(chunk), size))
-                    chunk = []
-            if chunk:
-                chunks.append(_shrink(np.stack(chunk), size))
+        for rec in _progress(load_dataset(root, layout, split="train"), progress, "decoding training videos"):
+            chunks = list(decode_chunks(rec, size))
             if not chunks:
                 raise DatasetError(f"training video {rec.source} has no frames")
             video = np.concatenate(chunks)
-            if rec.labels is None or not rec.labels.any():
-                videos.append(video)
-            else:
-                videos += [video[a:b] for a, b in normal_runs(rec.labels)]
+            videos += [video[a:b] for a, b in training_runs(rec, len(video))]
         if not videos:
             raise DatasetError(f"{root}: the training split has no normal frames")
         return cls(videos)
 
+    @classmethod
+    def from_cache(cls, root: str | os.PathLike, layout: str | None, size: tuple[int, int],
+                   cache_dir: str | os.PathLike | None = None, *, build: bool = True,
+                   progress: bool = True) -> "TrainFrames":
+        """The training split from its disk cache (:mod:`sdmae.data.frame_cache`), built
+        first if missing; memory then stays flat whatever the dataset's length.
+
+        ``cache_dir`` defaults to :func:`~sdmae.data.frame_cache.default_cache_dir`. With
+        ``build=False`` wait for another process (torchrun's builder rank) to build it.
+        """
+        records = load_dataset(root, layout, split="train")
+        cache = open_or_build(root, records, size, cache_dir or default_cache_dir(), build=build,
+                              progress=progress)
+        return cls(cache.videos)
+
     def __len__(self) -> int:
         return len(self.index)
-
-
-def normal_runs(labels: np.ndarray) -> list[tuple[int, int]]:
-    """(T,) 0/1 frame labels -> [start, stop) of every maximal run of normal (0) frames."""
-    normal = np.concatenate([[0], (np.asarray(labels) == 0).astype(np.int8), [0]])
-    edges = np.diff(normal)
-    return list(zip(np.nonzero(edges == 1)[0].tolist(), np.nonzero(edges == -1)[0].tolist()))
-
-
-def _shrink(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(T, H, W, 3) uint8 -> the same, at most the model size (half-pixel bilinear)."""
-    if frames.shape[1] * frames.shape[2] <= size[0] * size[1]:
-        return frames
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()  # (T, 3, H, W)
-    x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-    return x.permute(0, 2, 3, 1).round().clamp(0, 255).to(torch.uint8).contiguous().numpy()
 
 
 def _progress(items, enabled: bool, desc: str):
