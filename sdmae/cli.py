@@ -334,7 +334,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     train(cfg, data, "avenue", run, device=args.device, resume=resume, cache_dir=out / "frame-cache")
     print("[3/4] scoring the test videos ...", flush=True)
     detector = Detector.load(run, device=_device(args.device), precision=args.precision)
-    result = evaluate(detector, data, "avenue", device=args.device)
+    result = evaluate(detector, data, "avenue", device=args.device, keep_maps=True)
     report = out / "report"
     report.mkdir(exist_ok=True)
     print("[4/4] writing the report ...", flush=True)

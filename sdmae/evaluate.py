@@ -1,17 +1,23 @@
 """Evaluate a trained run on a dataset's test split: micro/macro AUC, RBDC, TBDC.
 
-Under torchrun the test videos are sharded across ranks (video i goes to rank
-i % world) and the scores are gathered on rank 0, so the result is identical
-to a single process.
+Memory stays bounded by the longest video, not the test set: as soon as a
+video is scored, its pixel maps become region detections (boxes and scores)
+and are dropped. Under torchrun the test videos are sharded across ranks
+(video i goes to rank i % world) and rank 0 gathers the frame scores, boxes
+and ground-truth tracks, never maps, so the result is identical to a single
+process.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from . import distributed as dist
 from .data import DatasetError, VideoRecord, load_dataset
@@ -26,50 +32,83 @@ MAP_QUANTILE = 0.97
 
 @dataclass
 class Evaluation:
+    """``scores[i]`` and ``detections[i]`` belong to ``videos[i]``. ``scores[i].maps`` is
+    None unless :func:`evaluate` was asked to ``keep_maps``; ``detections[i]`` is the
+    video's (M, 6) ``[frame, x0, y0, x1, y1, score]`` boxes in frame pixels, or None where
+    no maps were computed."""
+
     metrics: dict[str, Any]
     videos: list[VideoRecord]
     scores: list[VideoScores]
     per_video: list[dict[str, Any]] = field(default_factory=list)
+    detections: list[np.ndarray | None] = field(default_factory=list)
+
+
+@dataclass
+class _VideoResult:
+    """What one video's scoring leaves: its scores, and its boxes and ground-truth tracks
+    where region metrics are computed."""
+
+    scores: VideoScores
+    detections: np.ndarray | None = None
+    tracks: np.ndarray | None = None
 
 
 def evaluate(detector: Detector, data: str | os.PathLike, layout: str | None = None, *,
              with_maps: bool = True, progress: bool = True, device: str = "cpu",
-             normalize: bool = False) -> Evaluation | None:
+             normalize: bool = False, keep_maps: bool = False) -> Evaluation | None:
     """Score every test video of ``data`` and compute the paper's four metrics.
 
     Returns the Evaluation on rank 0 (None on other ranks). ``metrics`` holds
     micro_auc, macro_auc (with videos used/skipped), rbdc, tbdc (None where the
-    dataset has no pixel ground truth), frames, fps (end-to-end, decode
-    included) and the settings used.
+    dataset has no pixel ground truth, or ``with_maps`` is False), frames, fps
+    (end-to-end, decode included) and the settings used. Maps are computed only
+    for RBDC/TBDC (every test video has pixel ground truth) or for ``keep_maps``,
+    which also returns them (T x h x w float32 per video, all in memory).
     """
     ctx = dist.setup(device)
     records = load_dataset(data, layout, split="test")
+    regions = with_maps and all(r.has_tracks for r in records)
     mine = list(range(ctx.rank, len(records), ctx.world_size))
     started = time.perf_counter()
-    results = {}
+    results: dict[int, _VideoResult] = {}
     from tqdm.auto import tqdm
 
     for i in tqdm(mine, desc="scoring test videos", disable=not (progress and ctx.is_main), leave=False):
-        rec = records[i]
-        scores = detector.score_video(rec.source, with_maps=with_maps, normalize=normalize)
-        if len(scores.raw) != rec.num_frames:
-            raise DatasetError(f"video {rec.name} ({rec.source}): decoded {len(scores.raw)} frames but the "
-                               f"dataset lists {rec.num_frames}")
-        results[i] = scores
+        results[i] = _score_video(detector, records[i], regions, keep_maps, normalize)
     elapsed = time.perf_counter() - started
     gathered = dist.gather((results, elapsed), ctx)
     if not ctx.is_main:
         return None
-    all_scores: dict[int, VideoScores] = {}
+    every: dict[int, _VideoResult] = {}
     for part, _ in gathered:
-        all_scores.update(part)
+        every.update(part)
     wall = max(t for _, t in gathered)
-    ordered = [all_scores[i] for i in range(len(records))]
-    return Evaluation(_metrics(detector, records, ordered, wall, normalize), records, ordered)
+    ordered = [every[i] for i in range(len(records))]
+    return Evaluation(_metrics(detector, records, ordered, wall, normalize, regions), records,
+                      [r.scores for r in ordered], detections=[r.detections for r in ordered])
 
 
-def _metrics(detector: Detector, records: list[VideoRecord], scores: list[VideoScores], wall: float,
-             normalize: bool) -> dict[str, Any]:
+def _score_video(detector: Detector, rec: VideoRecord, regions: bool, keep_maps: bool,
+                 normalize: bool) -> _VideoResult:
+    """Score one test video; its maps become boxes here, and are dropped unless kept."""
+    scores = detector.score_video(rec.source, with_maps=regions or keep_maps, normalize=normalize)
+    if len(scores.raw) != rec.num_frames:
+        raise DatasetError(f"video {rec.name} ({rec.source}): decoded {len(scores.raw)} frames but the "
+                           f"dataset lists {rec.num_frames}")
+    if not regions:
+        return _VideoResult(scores)
+    detections = maps_to_detections(scores.maps, map_threshold(scores.maps, MAP_QUANTILE))
+    if len(detections):
+        detections = scale_boxes(detections, scores.maps.shape[1:], _frame_size(rec))
+    if not keep_maps:
+        scores = dataclasses.replace(scores, maps=None)
+    return _VideoResult(scores, detections, rec.tracks())
+
+
+def _metrics(detector: Detector, records: list[VideoRecord], results: list[_VideoResult], wall: float,
+             normalize: bool, regions: bool) -> dict[str, Any]:
+    scores = [r.scores for r in results]
     labelled = [(r, s) for r, s in zip(records, scores) if r.labels is not None]
     frames = int(sum(len(s.raw) for s in scores))
     out: dict[str, Any] = {"micro_auc": None, "macro_auc": None, "rbdc": None, "tbdc": None,
@@ -90,21 +129,10 @@ def _metrics(detector: Detector, records: list[VideoRecord], scores: list[VideoS
     else:
         warnings.warn("no test video has frame labels: AUCs are not computed", RuntimeWarning, stacklevel=2)
 
-    if scores and scores[0].maps is not None:
-        detections, tracks = [], []
-        for rec, s in zip(records, scores):
-            gt = rec.tracks()
-            if gt is None:
-                break
-            threshold = map_threshold(s.maps, MAP_QUANTILE)
-            dets = maps_to_detections(s.maps, threshold)
-            size = _frame_size(rec)
-            detections.append(scale_boxes(dets, s.maps.shape[1:], size) if len(dets) else dets)
-            tracks.append(gt)
-        else:
-            if sum(len(t) for t in tracks):
-                rbdc, tbdc = rbdc_tbdc(detections, tracks, [len(s.raw) for s in scores])
-                out["rbdc"], out["tbdc"] = float(rbdc), float(tbdc)
+    if regions and sum(len(r.tracks) for r in results):
+        rbdc, tbdc = rbdc_tbdc([r.detections for r in results], [r.tracks for r in results],
+                               [len(s.raw) for s in scores])
+        out["rbdc"], out["tbdc"] = float(rbdc), float(tbdc)
     cfg = detector.cfg
     out["settings"] = {
         "preset": cfg.preset, "input_size": list(cfg.model.input_size), "patch": cfg.model.patch,

@@ -107,6 +107,11 @@ class VideoRecord:
         """Whether :meth:`masks` returns pixel masks (without loading them)."""
         return self._mask_loader is not None
 
+    @property
+    def has_tracks(self) -> bool:
+        """Whether :meth:`tracks` returns ground-truth tracks (without loading them)."""
+        return self._track_loader is not None or self._mask_loader is not None
+
     def masks(self) -> np.ndarray | None:
         """Pixel-level ground truth, loaded now (not cached).
 
