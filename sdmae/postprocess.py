@@ -208,6 +208,17 @@ def _footprint(size: int, shape: str) -> np.ndarray:
     return fp[None]
 
 
+def _grey(m: np.ndarray, size: int, shape: str, minimum: bool) -> np.ndarray:
+    """Grey erosion (``minimum``) or dilation of each frame. An odd square is the same
+    filter as two 1-d passes, rows then columns (SciPy's separable min/max filters,
+    about 3x faster than a footprint); other footprints go through SciPy's footprint."""
+    if shape == "square" and size % 2:
+        f = ndimage.minimum_filter if minimum else ndimage.maximum_filter
+        return f(m, size=(1, size, size))
+    op = ndimage.grey_erosion if minimum else ndimage.grey_dilation
+    return op(m, footprint=_footprint(size, shape))
+
+
 def clean_map(
     maps,
     erosion: int = 3,
@@ -247,9 +258,9 @@ def clean_map(
         if int(size) != size or size < 0:
             raise ValueError(f"{name} must be a non-negative integer, got {size}")
     if erosion > 1:
-        m = ndimage.grey_erosion(m, footprint=_footprint(int(erosion), footprint))
+        m = _grey(m, int(erosion), footprint, minimum=True)
     if dilation > 1:
-        m = ndimage.grey_dilation(m, footprint=_footprint(int(dilation), footprint))
+        m = _grey(m, int(dilation), footprint, minimum=False)
     if blur_sigma < 0:
         raise ValueError(f"blur_sigma must be >= 0, got {blur_sigma}")
     if blur_sigma > 0:
@@ -282,8 +293,8 @@ def map_threshold(
     quantile : float, default 0.95
         In [0, 1].
     max_samples : int, default 2_000_000
-        Above this many values, a uniform random subset of this size is used
-        (memory and time); seeded, so deterministic.
+        Above this many values, the quantile is that of this many values drawn
+        uniformly (with replacement; memory and time); seeded, so deterministic.
     seed : int, default 0
         Seed of the subsampling generator.
 
@@ -294,12 +305,19 @@ def map_threshold(
     if not 0.0 <= quantile <= 1.0:
         raise ValueError(f"quantile must be in [0, 1], got {quantile}")
     parts = [maps] if isinstance(maps, np.ndarray) else list(maps)
-    flat = np.concatenate([np.asarray(p, dtype=np.float32).ravel() for p in parts])
-    if flat.size == 0:
+    flats = [np.asarray(p, dtype=np.float32).reshape(-1) for p in parts]  # views where possible
+    size = sum(f.size for f in flats)
+    if size == 0:
         raise ValueError("maps is empty")
-    if flat.size > max_samples:
-        rng = np.random.default_rng(seed)
-        flat = flat[rng.choice(flat.size, size=max_samples, replace=False)]
+    if size > max_samples:
+        # drawn with replacement: without, NumPy permutes all `size` indices (8 bytes each,
+        # twice the maps themselves), and the quantile of 2M draws is as good either way
+        picks = np.sort(np.random.default_rng(seed).integers(0, size, max_samples))
+        starts = np.cumsum([0] + [f.size for f in flats])
+        flat = np.concatenate([f[picks[(picks >= a) & (picks < b)] - a]
+                               for f, a, b in zip(flats, starts[:-1], starts[1:])])
+    else:
+        flat = np.concatenate(flats)
     return float(np.quantile(flat, quantile))
 
 

@@ -21,6 +21,8 @@ CASES = [
     ("bench_pipeline.py", ["--source", "streams", "--streams", "3"], []),
     ("bench_train.py", [], ["teacher", "student"]),
     ("bench_train.py", ["--bf16"], ["teacher", "student"]),
+    ("bench_train.py", ["--loading"], ["teacher, memory frames", "teacher, cache frames"]),
+    ("bench_memory.py", ["--presets", "tiny"], ["train (cold)", "train (warm)", "evaluate", "tiny"]),
     ("bench_accuracy.py", [], ["constant", "frame difference", "authors' recipe", "sdmae default"]),
 ]
 
@@ -41,8 +43,8 @@ def run_main(script: str, argv: list[str]) -> None:
 
 @pytest.mark.parametrize("script,extra,rows", CASES, ids=[f"{s}{' ' + ' '.join(e) if e else ''}" for s, e, _ in CASES])
 def test_benchmark_quick(script, extra, rows, tmp_path, capsys):
-    if script == "bench_accuracy.py":
-        extra = [*extra, "--work", str(tmp_path)]  # its dev sets and trained runs
+    if script in ("bench_accuracy.py", "bench_memory.py"):
+        extra = [*extra, "--work", str(tmp_path)]  # their datasets and trained runs
     run_main(script, ["--quick", *extra])
     out = capsys.readouterr().out
     table = [line for line in out.splitlines() if line.startswith("|")]

@@ -167,3 +167,19 @@ def test_scale_boxes_inclusive():
     np.testing.assert_allclose(down[:, 1:5], [[0, 0, 0, 0], [1, 1, 3, 3]])
     tr = np.array([[0, 9, 0, 0, 7, 7]], dtype=np.int64)
     np.testing.assert_array_equal(scale_boxes(tr, (8, 8), (4, 4), start=2), [[0, 9, 0, 0, 3, 3]])
+
+
+@pytest.mark.parametrize("size", [3, 5, 7])
+def test_clean_map_separable_square_equals_the_footprint_filter(size):
+    maps = np.random.default_rng(size).random((3, 17, 23)).astype(np.float32)
+    square = np.ones((1, size, size), bool)
+    want = ndimage.grey_dilation(ndimage.grey_erosion(maps, footprint=square), footprint=square)
+    np.testing.assert_array_equal(clean_map(maps, erosion=size, dilation=size), want)
+
+
+def test_map_threshold_subsample_is_close_and_the_same_for_an_array_or_its_pieces():
+    maps = np.random.default_rng(3).gamma(2.0, size=(40, 50, 60)).astype(np.float32)
+    exact = np.quantile(maps, 0.97)
+    sampled = map_threshold(maps, 0.97, max_samples=20_000)
+    assert sampled == pytest.approx(exact, rel=0.03)
+    assert map_threshold([maps[:7], maps[7:]], 0.97, max_samples=20_000) == sampled
