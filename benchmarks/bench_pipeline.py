@@ -13,7 +13,12 @@ same frames splits the time into stages:
 * prepare -- ``kernels.prepare`` (resize, scale, 9-channel input, motion weights)
 * model   -- the forward pass (the model fused for inference, as Detector.load; ``--plain`` unfused)
 * score   -- ``kernels.score`` (token errors, frame scores)
+* maps    -- ``clean_map`` (erosion, dilation), with ``--maps`` only (as ``sdmae evaluate``)
 * other   -- the rest: masks, glue, smoothing
+
+The same run times the original architecture's forward alone (bench_model's
+``baseline``: fp32, batch 32, one pass, random inputs) and gives the
+end-to-end frames/s as a multiple of it.
 
 Model-only throughput is the frames divided by the model stage; the headline
 ratio is end-to-end over model-only frames/s within the instrumented run (its
@@ -21,8 +26,14 @@ model seconds over its total seconds; 100 % = the model is the only cost).
 Uninstrumented end-to-end runs are reported too, but on a shared machine they
 happen at other moments than the instrumented one, so they are not divided.
 
-``--source streams`` pushes ``--streams`` live cameras a frame at a time through
-``StreamScorer.push_many`` (their frames share forward passes).
+``--source streams`` is the live-camera case. First ``--streams`` cameras (the
+clip, each from another start, frames already decoded) pushed as fast as they
+go through ``StreamScorer.push_many`` (their frames share forward passes).
+Then real-time trials: K cameras each deliver the clip, written as an MJPEG
+file and decoded as each frame falls due, at ``--camera-fps`` (25), staggered
+within the frame interval; K grows through ``--cameras`` until the scoring
+falls behind. Each trial gives the frames/s delivered and scored, and the
+latency from a frame's arrival to its score (p50, p99).
 
 ``--source memory`` times what is left without the file: the clip's uint8
 frames already on the device (a CUDA tensor with ``--device cuda``), then
@@ -34,9 +45,10 @@ Correctness first: the fused and the plain model must give the same raw scores
 on the clip (1e-4 relative in float32; with ``--precision bf16``, or ``auto`` on
 hardware with native bf16, the gap is printed instead).
 
-Run: python benchmarks/bench_pipeline.py [--quick] [--preset avenue] [--frames T]
-     [--batch N] [--repeats R] [--plain] [--precision auto|fp32|bf16] [--device cpu|cuda]
-     [--source file|memory|streams] [--streams K] [--json FILE]
+Run: python benchmarks/bench_pipeline.py [--quick] [--preset avenue] [--input-size HxW] [--patch P]
+     [--video-size HxW] [--frames T] [--batch N] [--repeats R] [--plain] [--maps]
+     [--precision auto|fp32|bf16] [--device cpu|cuda] [--source file|memory|streams]
+     [--streams K] [--cameras 1,2,4,...] [--camera-fps F] [--seconds S] [--json FILE]
 """
 
 from __future__ import annotations
@@ -45,15 +57,18 @@ import argparse
 import copy
 import contextlib
 import json
+import queue
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
-from _harness import device_name, synchronizer, timeit
+from _harness import cpu_name, device_name, synchronizer, timeit
 
 import sdmae.detector as detector_mod
 from sdmae import kernels
@@ -61,7 +76,7 @@ from sdmae.config import get_preset
 from sdmae.data import iter_frames, make_clip, prefetch, write_video
 from sdmae.detector import Detector, StreamScorer
 from sdmae.hardware import physical_cores, resolve_precision
-from sdmae.model import SDMAE
+from sdmae.model import SDMAE, seeded_masks
 
 SOURCE = {"avenue": (360, 640), "shanghaitech": (480, 856), "ubnormal": (720, 1280), "ped2": (240, 360),
           "tiny": (96, 144)}
@@ -106,7 +121,8 @@ def _timed_frames(frames, timers, name):
         yield f
 
 
-def instrumented_run(det: Detector, path: Path, device: torch.device) -> tuple[dict, float, np.ndarray]:
+def instrumented_run(det: Detector, path: Path, device: torch.device,
+                     with_maps: bool = False) -> tuple[dict, float, np.ndarray]:
     """One score_video-equivalent pass with per-stage timers -> (stage seconds, total s, raw scores)."""
     timers = _Timers(device)
     orig_model, orig_prepare, orig_score = det.model, kernels.prepare, kernels.score
@@ -119,19 +135,27 @@ def instrumented_run(det: Detector, path: Path, device: torch.device) -> tuple[d
         with timers("score"):
             return orig_score(*a, **k)
 
+    orig_clean = detector_mod.clean_map
+
+    def clean(*a, **k):
+        with timers("maps"):
+            return orig_clean(*a, **k)
+
     det.model = _TimedModel(orig_model, timers)
     detector_mod.kernels.prepare, detector_mod.kernels.score = prepare, score  # same module object
+    detector_mod.clean_map = clean
     try:
         timers.sync()
         start = time.perf_counter()
         decoded = prefetch(_timed_frames(iter_frames(path), timers, "decode"),
                            depth=det.batch_size + 2 * det._reach())  # as score_video does
-        res = det.score_frames(_timed_frames(decoded, timers, "wait"))
+        res = det.score_frames(_timed_frames(decoded, timers, "wait"), with_maps=with_maps)
         timers.sync()
         total = time.perf_counter() - start
     finally:
         det.model = orig_model
         kernels.prepare, kernels.score = orig_prepare, orig_score
+        detector_mod.clean_map = orig_clean
     stages = dict(timers.total)
     stages["other"] = total - sum(v for k, v in stages.items() if k != "decode")  # decode overlaps
     return stages, total, res.raw
@@ -178,10 +202,11 @@ def run_memory(det: Detector, frames: np.ndarray, device: torch.device, repeats:
                            threads=torch.get_num_threads(), torch=torch.__version__), f, indent=1)
 
 
-def run_streams(det: Detector, frames: np.ndarray, streams: int, repeats: int, args) -> None:
+def run_streams(det: Detector, frames: np.ndarray, streams: int, repeats: int, args) -> dict:
     """``streams`` live cameras (the clip, each from another start) pushed a frame at a
-    time through StreamScorer.push_many: frames/s over all cameras, streaming latency
-    included (a frame is scored once frame t + offset has arrived)."""
+    time through StreamScorer.push_many as fast as they go, frames already decoded:
+    frames/s over all cameras, streaming latency included (a frame is scored once frame
+    t + offset has arrived)."""
     views = [np.roll(frames, 7 * k, axis=0) for k in range(streams)]
 
     def run():
@@ -196,38 +221,176 @@ def run_streams(det: Detector, frames: np.ndarray, streams: int, repeats: int, a
     if run() != streams * len(frames):  # also the warm-up
         raise SystemExit("StreamScorer did not score every frame of every stream")
     med, _, times = timeit(run, repeats, warmup=0)
+    return dict(streams=streams, frames=len(frames), times_s=times, fps=streams * len(frames) / med)
+
+
+def _looped_frames(path: Path, skip: int) -> Iterator[np.ndarray]:
+    """A camera: the video file decoded frame by frame, from frame ``skip``, looped."""
+    first = True
+    while True:
+        for i, frame in enumerate(iter_frames(path)):
+            if not (first and i < skip):
+                yield frame
+        first = False
+
+
+def camera_trial(det: Detector, path: Path, cameras: int, seconds: float, fps: float = 25.0) -> dict:
+    """``cameras`` cameras deliver the video at ``fps`` each, in real time, staggered
+    within the frame interval; a delivery thread decodes each frame as it falls due
+    (decoding is part of the load), and the main thread scores whatever has arrived
+    through StreamScorer.push_many. Latency: a frame's arrival to its score (it includes
+    waiting for the ``offset`` later frames the score needs); processing latency: the
+    arrival of the last frame a score needs to the score."""
+    feeds = [_looped_frames(path, 7 * k) for k in range(cameras)]
+    arrivals: queue.SimpleQueue = queue.SimpleQueue()
+    stop = threading.Event()
+    start = time.perf_counter() + 0.05
+    due = {}  # (camera, frame index) -> arrival time
+
+    def deliver():
+        n = 0
+        while not stop.is_set():
+            for k in range(cameras):
+                when = start + (n + k / cameras) / fps
+                if when - start >= seconds:
+                    arrivals.put(None)
+                    return
+                delay = when - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                arrivals.put((k, n, when, next(feeds[k])))
+            n += 1
+
+    thread = threading.Thread(target=deliver, daemon=True)
+    thread.start()
+    scorer = StreamScorer(det)
+    reach = det.cfg.model.frame_offset
+    latencies, processing, scored, delivered, lag, ended = [], [], 0, 0, 0.0, False
+    try:
+        while not ended:
+            items = [arrivals.get()]
+            while True:  # everything that has arrived since the last push
+                try:
+                    items.append(arrivals.get_nowait())
+                except queue.Empty:
+                    break
+            if items[-1] is None:
+                ended, items = True, items[:-1]
+            rounds: list[dict] = []  # push_many takes one frame per camera: a camera's backlog spans rounds
+            for k, n, when, frame in items:
+                due[k, n] = when
+                depth = sum(1 for r in rounds if k in r)
+                if depth == len(rounds):
+                    rounds.append({})
+                rounds[depth][k] = frame
+            delivered += len(items)
+            for r in rounds:
+                for k, result in scorer.push_many(r):
+                    now = time.perf_counter()
+                    latencies.append(now - due.pop((k, result.index)))
+                    processing.append(now - due.get((k, result.index + reach), now))
+                    scored += 1
+            if items:
+                lag = time.perf_counter() - items[-1][2]
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    wall = time.perf_counter() - start
+    p = np.percentile
+    return dict(cameras=cameras, seconds=seconds, delivered=delivered, scored=scored,
+                delivered_fps=delivered / wall, scored_fps=scored / wall,
+                latency_p50_ms=1e3 * float(p(latencies, 50)), latency_p99_ms=1e3 * float(p(latencies, 99)),
+                processing_p50_ms=1e3 * float(p(processing, 50)),
+                processing_p99_ms=1e3 * float(p(processing, 99)), final_lag_ms=1e3 * lag,
+                # real time: the backlog at the end is under half a second, and every frame that
+                # could be scored was (the last `offset` frames of each camera wait for their successors)
+                real_time=lag < 0.5 and scored >= delivered - cameras * (reach + 1))
+
+
+def run_cameras(det: Detector, path: Path, counts: list[int], seconds: float) -> list[dict]:
+    """Camera trials at increasing counts, until one falls behind."""
+    camera_trial(det, path, 1, min(seconds, 1.0))  # warm-up: decoder, threads, first forward passes
+    trials = []
+    for k in counts:
+        trials.append(camera_trial(det, path, k, seconds))
+        if not trials[-1]["real_time"]:
+            break
+    return trials
+
+
+def print_streams(det: Detector, frames: np.ndarray, throughput: dict, trials: list[dict], args) -> None:
     h, w = det.size
-    print(f"# sdmae live streams | {streams} streams x {len(frames)} frames {frames.shape[1]}x{frames.shape[2]} -> "
-          f"model {h}x{w} p{det.patch} | forward batch up to {det.batch_size} | {det.precision} | device "
-          f"{det.device} | threads {torch.get_num_threads()} | median of {repeats} | {' '.join(sys.argv)}")
+    print(f"# sdmae live cameras | video {frames.shape[1]}x{frames.shape[2]} MJPEG -> model {h}x{w} p{det.patch} | "
+          f"forward batch up to {det.batch_size} | {det.precision} | device {det.device} | threads "
+          f"{torch.get_num_threads()} | {cpu_name()} | {' '.join(sys.argv)}")
     print("| measure | value |")
     print("|---|---:|")
-    print(f"| s per pass (min-max) | {med:.3f} ({min(times):.3f}-{max(times):.3f}) |")
-    print(f"| frames/s, all streams (prepare + model + score) | {streams * len(frames) / med:.1f} |")
+    print(f"| {throughput['streams']} streams, frames already decoded, as fast as they go: frames/s "
+          f"(median of {len(throughput['times_s'])}) | {throughput['fps']:.1f} |")
+    ok = [t for t in trials if t["real_time"]]
+    print(f"| cameras at {args.camera_fps:g} fps scored in real time, decoding included (most tried) | "
+          f"{ok[-1]['cameras'] if ok else 0} |")
+    print()
+    print("| cameras | delivered frames/s | scored frames/s | latency p50 ms | latency p99 ms | "
+          "processing p50 ms | processing p99 ms | lag at end ms | real time |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for t in trials:
+        print(f"| {t['cameras']} | {t['delivered_fps']:.1f} | {t['scored_fps']:.1f} | {t['latency_p50_ms']:.0f} | "
+              f"{t['latency_p99_ms']:.0f} | {t['processing_p50_ms']:.0f} | {t['processing_p99_ms']:.0f} | "
+              f"{t['final_lag_ms']:.0f} | {'yes' if t['real_time'] else 'no'} |")
+    print(f"\nLatency: a frame's arrival to its score, including the wait for the {det.cfg.model.frame_offset} later "
+          f"frames its score needs ({1e3 * det.cfg.model.frame_offset / args.camera_fps:.0f} ms at "
+          f"{args.camera_fps:g} fps); processing: the arrival of the last of those frames to the score.")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(source="streams", streams=streams, frames=len(frames), times_s=times,
-                           fps=streams * len(frames) / med, precision=det.precision, device=str(det.device),
-                           threads=torch.get_num_threads(), torch=torch.__version__), f, indent=1)
+            json.dump(dict(source="streams", throughput=throughput, trials=trials, precision=det.precision,
+                           device=str(det.device), threads=torch.get_num_threads(), torch=torch.__version__),
+                      f, indent=1)
+
+
+def baseline_fps(model: SDMAE, cfg, device: torch.device, batch: int, repeats: int) -> float:
+    """The original architecture's forward alone (bench_model's baseline), fp32, random inputs -> frames/s."""
+    from bench_model import baseline_forward
+
+    m = cfg.model
+    x = torch.randn(batch, m.in_chans, *m.input_size, device=device)
+    ids_keep, ids_restore, _ = seeded_masks(torch.arange(batch), m.num_tokens, m.mask_ratio, seed=0, device=device)
+    med, _, _ = timeit(lambda: baseline_forward(model, x, ids_keep, ids_restore), repeats, warmup=1,
+                       sync=synchronizer(device))
+    return batch / med
+
+
+def _size(text: str) -> tuple[int, int]:
+    h, w = text.lower().split("x")
+    return int(h), int(w)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny preset, a few frames: checks the script runs")
     parser.add_argument("--preset", default="avenue")
+    parser.add_argument("--input-size", type=_size, help="model input HxW (default: the preset's)")
+    parser.add_argument("--patch", type=int, help="patch size (default: the preset's)")
+    parser.add_argument("--video-size", type=_size, help="video frame HxW (default: the preset's dataset's)")
     parser.add_argument("--frames", type=int, default=48, help="frames in the synthetic clip")
     parser.add_argument("--batch", type=int, default=None,
                         help="ScoreConfig.batch_size (on a CPU the Detector caps it at CPU_TOKENS_PER_FORWARD tokens)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--plain", action="store_true", help="score with the unfused model, in float32")
+    parser.add_argument("--maps", action="store_true", help="file: also compute the cleaned maps, as sdmae evaluate "
+                        "does for RBDC/TBDC")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                         help="model precision, as Detector.load (auto: bf16 on native-bf16 hardware)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: physical cores)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--source", default="file", choices=["file", "memory", "streams"],
                         help="file: decode a video file (end to end); memory: uint8 frames already on the device; "
-                        "streams: --streams live cameras through StreamScorer.push_many")
-    parser.add_argument("--streams", type=int, default=8, help="cameras for --source streams")
+                        "streams: live cameras through StreamScorer.push_many")
+    parser.add_argument("--streams", type=int, default=16, help="streams: cameras of the as-fast-as-possible run")
+    parser.add_argument("--cameras", default="1,2,4,8,12,16,20,24,32",
+                        help="streams: camera counts of the real-time trials, tried in order until one falls behind")
+    parser.add_argument("--camera-fps", type=float, default=25.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="streams: length of each real-time trial")
     parser.add_argument("--json", help="also write the results as JSON to this file")
     args = parser.parse_args(argv)
 
@@ -238,28 +401,29 @@ def main(argv=None):
     preset = "tiny" if args.quick else args.preset
     frames_n = 12 if args.quick else args.frames
     repeats = 1 if args.quick else args.repeats
-    cfg = get_preset(preset)
+    cfg = get_preset(preset, input_size=args.input_size, patch=args.patch)
     if args.batch:
         cfg.score.batch_size = args.batch  # else the preset's, as a user's run (capped on a CPU by the Detector)
-    source = SOURCE.get(preset, cfg.model.input_size)
+    source = args.video_size or SOURCE.get(preset, cfg.model.input_size)
 
     model = SDMAE(cfg.model, generator=torch.Generator().manual_seed(0)).eval()
     precision = "fp32" if args.plain else resolve_precision(args.precision, device)
     scorer = model if args.plain else copy.deepcopy(model).fuse_for_inference().set_precision(precision)
     det = Detector(scorer, cfg, device)
+    frames, _, _ = make_clip(seed=0, num_frames=frames_n, size=source, anomalies=1)
 
-    if args.source in ("memory", "streams"):
-        frames, _, _ = make_clip(seed=0, num_frames=frames_n, size=source, anomalies=1)
-        if args.source == "memory":
-            run_memory(det, frames, device, repeats, args)
-        else:
-            run_streams(det, frames, args.streams, repeats, args)
+    if args.source == "memory":
+        run_memory(det, frames, device, repeats, args)
         return
-
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clip.avi"
-        frames, _, _ = make_clip(seed=0, num_frames=frames_n, size=source, anomalies=1)
         write_video(path, frames, fps=25)
+        if args.source == "streams":
+            throughput = run_streams(det, frames, args.streams, repeats, args)
+            counts = [args.streams] if args.quick else [int(k) for k in args.cameras.split(",")]
+            trials = run_cameras(det, path, counts, 1.0 if args.quick else args.seconds)
+            print_streams(det, frames, throughput, trials, args)
+            return
 
         # correctness first: the fast path scores like the plain model
         raw = det.score_video(path).raw
@@ -271,11 +435,13 @@ def main(argv=None):
                 raise SystemExit(f"fused model scores differ from the plain model (relative {rel:.2e})")
 
         # warm-up done by the correctness pass
-        med, _, e2e = timeit(lambda: det.score_video(path), repeats, warmup=0, sync=synchronizer(device))
-        runs = [instrumented_run(det, path, device) for _ in range(repeats)]
+        med, _, e2e = timeit(lambda: det.score_video(path, with_maps=args.maps), repeats, warmup=0,
+                             sync=synchronizer(device))
+        runs = [instrumented_run(det, path, device, args.maps) for _ in range(repeats)]
+        original_fps = baseline_fps(model, cfg, device, 32, repeats)
 
     stages = {k: statistics.median(r[0].get(k, 0.0) for r in runs) for k in
-              ("wait", "prepare", "model", "score", "other", "decode")}
+              ("wait", "prepare", "model", "score", "maps", "other", "decode")}
     total_i = statistics.median(r[1] for r in runs)
     fps_e2e = frames_n / med
     fps_model = frames_n / stages["model"]
@@ -283,8 +449,9 @@ def main(argv=None):
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"# sdmae pipeline | preset {preset} | video {source[0]}x{source[1]} MJPEG, {frames_n} frames -> model "
           f"{h}x{w} p{cfg.model.patch} | batch {det.batch_size} | {precision} | "
-          f"{'unfused' if args.plain else 'fused'} | device {device} ({dev_name}) | threads "
-          f"{torch.get_num_threads()} | torch {torch.__version__} | median of {repeats} | {' '.join(sys.argv)}")
+          f"{'unfused' if args.plain else 'fused'} | {'maps' if args.maps else 'no maps'} | {cfg.score.test_masks} "
+          f"test masks | device {device} ({dev_name}) | threads {torch.get_num_threads()} | torch "
+          f"{torch.__version__} | median of {repeats} | {' '.join(sys.argv)}")
     print("| measure | value |")
     print("|---|---:|")
     print(f"| end-to-end s (min-max) | {med:.2f} ({min(e2e):.2f}-{max(e2e):.2f}) |")
@@ -292,6 +459,8 @@ def main(argv=None):
     print(f"| model-only frames/s (model stage, instrumented run) | {fps_model:.2f} |")
     # same frames, same moments: the instrumented run's total over its model stage
     print(f"| end-to-end / model-only (instrumented run: model s / total s) | {100 * stages['model'] / total_i:.0f}% |")
+    print(f"| original model's forward alone, fp32, batch 32 (one pass): frames/s | {original_fps:.2f} |")
+    print(f"| end-to-end / original model's forward alone | {fps_e2e / original_fps:.2f}x |")
     print(f"| frame scores vs plain float32 model, max relative difference | {rel:.1e} |")
     print("| stage | s (share of instrumented run) |")
     for k, v in stages.items():
@@ -300,9 +469,9 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(preset=preset, frames=frames_n, batch=det.batch_size, e2e_s=e2e,
-                           stages=stages, fps_e2e=fps_e2e, fps_model=fps_model, threads=torch.get_num_threads(),
-                           torch=torch.__version__, fast=not args.plain, precision=precision,
-                           rel_vs_plain=rel), f, indent=1)
+                           stages=stages, fps_e2e=fps_e2e, fps_model=fps_model, fps_original=original_fps,
+                           threads=torch.get_num_threads(), torch=torch.__version__, fast=not args.plain,
+                           precision=precision, maps=args.maps, rel_vs_plain=rel), f, indent=1)
 
 
 if __name__ == "__main__":
