@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     t.add_argument("--cache-dir", help="where the training frames are decoded once and kept, for this and later "
                    "runs (default: $SDMAE_CACHE_DIR, else ~/.cache/sdmae/frames)")
+    _add_threads(t)
 
     e = sub.add_parser("evaluate", help="score a dataset's test split: micro/macro AUC, RBDC, TBDC")
     e.add_argument("run", help="run directory written by sdmae train")
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "whole video; off by default)")
     e.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     _add_precision(e)
+    _add_threads(e)
 
     s = sub.add_parser("score", help="score your own videos: CSV, plot, optional overlay video",
                        description="Score video files or frame folders. Each input gives NAME.csv, NAME.png "
@@ -84,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overlay", action="store_true", help="also write the video with the anomaly heat map")
     s.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     _add_precision(s)
+    _add_threads(s)
 
     d = sub.add_parser("demo", help="synthetic dataset -> train both stages -> evaluate -> report")
     d.add_argument("--out", default="sdmae-demo", help="where data, run and report go (default ./sdmae-demo)")
@@ -92,7 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     _add_precision(d)
+    _add_threads(d)
     return parser
+
+
+def _add_threads(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, help="CPU threads for the model and sdmae's kernels (default: "
+                        "torch's, one per core); fewer on a machine shared with other jobs")
 
 
 def _add_precision(parser: argparse.ArgumentParser) -> None:
@@ -106,6 +115,12 @@ _PATH_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirec
 
 
 def main(argv: list[str] | None = None) -> int:
+    # OpenMP threads that spin while they wait for work hold a core another process
+    # needs: beside one CPU-bound process on a 2-core machine, sdmae evaluate ran at 0.31x
+    # its quiet speed spinning and 0.69x sleeping (benchmarks/RESULTS.md, under load).
+    # Read once, when torch loads OpenMP, so before the first torch import; a user's
+    # own setting wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
     from . import distributed
 
@@ -113,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = functools.partial(_show_warning, args.command)
         try:
+            _check_numbers(args, "--threads")
+            if args.threads is not None:
+                import torch
+
+                torch.set_num_threads(args.threads)  # torch's and sdmae's kernels' OpenMP threads (one runtime)
             _check_device(args.device)
             return commands[args.command](args)
         except SdmaeError as exc:
@@ -162,6 +182,7 @@ _NUMBER_RULES = {
     "--workers": (lambda v: v >= 0, ">= 0"),
     "--seed": (lambda v: v >= 0, ">= 0"),
     "--patch": (lambda v: v >= 1, ">= 1"),
+    "--threads": (lambda v: v is None or v >= 1, ">= 1"),
 }
 
 
