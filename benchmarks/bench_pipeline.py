@@ -237,8 +237,8 @@ def _looped_frames(path: Path, skip: int) -> Iterator[np.ndarray]:
 def camera_trial(det: Detector, path: Path, cameras: int, seconds: float, fps: float = 25.0) -> dict:
     """``cameras`` cameras deliver the video at ``fps`` each, in real time, staggered
     within the frame interval; a delivery thread decodes each frame as it falls due
-    (decoding is part of the load), and the main thread scores whatever has arrived
-    through StreamScorer.push_many. Latency: a frame's arrival to its score (it includes
+    (decoding is part of the load), and the main thread scores what arrives within a
+    frame interval through StreamScorer.push_many. Latency: a frame's arrival to its score (it includes
     waiting for the ``offset`` later frames the score needs); processing latency: the
     arrival of the last frame a score needs to the score."""
     feeds = [_looped_frames(path, 7 * k) for k in range(cameras)]
@@ -268,10 +268,14 @@ def camera_trial(det: Detector, path: Path, cameras: int, seconds: float, fps: f
     latencies, processing, scored, delivered, lag, ended = [], [], 0, 0, 0.0, False
     try:
         while not ended:
+            # what has arrived, and what arrives within one frame interval of the first
+            # (a frame of each camera at most): forward passes of many cameras' frames run
+            # several times faster than one frame each, for at most 1/fps more latency
             items = [arrivals.get()]
-            while True:  # everything that has arrived since the last push
+            deadline = time.perf_counter() + 1.0 / fps
+            while items[-1] is not None and len(items) < cameras:
                 try:
-                    items.append(arrivals.get_nowait())
+                    items.append(arrivals.get(timeout=max(0.0, deadline - time.perf_counter())))
                 except queue.Empty:
                     break
             if items[-1] is None:

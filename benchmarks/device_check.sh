@@ -12,7 +12,8 @@
 #    with one GPU (NCCL needs a GPU per rank) 1 rank, plus the 1-rank NCCL checks
 #    of tests/test_distributed.py
 # 4. bench_kernels.py (CUDA rows), bench_model.py --device cuda at batch 32,
-#    bench_pipeline.py --device cuda from uint8 frames in GPU memory and from a file
+#    bench_pipeline.py --device cuda from uint8 frames in GPU memory and from a file, and
+#    at 160x224 p16 from a file (with maps) and as live cameras (pipeline_file.md)
 #
 # Writes at most 8 files to $OUT (default ./device-out): build.log, tests.log,
 # distributed.log, kernels.md, model.md, pipeline_memory.md, pipeline_file.md,
@@ -77,3 +78,10 @@ status bench_model $?
 status bench_pipeline_memory $?
 "$PY" benchmarks/bench_pipeline.py --device cuda --frames 256 > "$OUT/pipeline_file.md" 2>&1
 status bench_pipeline_file $?
+# issue 11's sizes: 160x224 p16 from 288x384 MJPEG, with maps as sdmae evaluate; then live cameras
+SMALL="--device cuda --preset avenue --input-size 160x224 --patch 16 --video-size 288x384 --frames 250"
+"$PY" benchmarks/bench_pipeline.py $SMALL --maps >> "$OUT/pipeline_file.md" 2>&1
+status bench_pipeline_file_160x224 $?
+"$PY" benchmarks/bench_pipeline.py $SMALL --source streams --streams 16 --cameras 1,2,4,8,16,32,64 --seconds 6 \
+  >> "$OUT/pipeline_file.md" 2>&1
+status bench_pipeline_streams $?
