@@ -1,9 +1,10 @@
 """Training samples: the training split decoded once, and the samples cut from it.
 
 :class:`TrainFrames` gives every training video as uint8 at (at most) the
-model size, from memory or from the disk cache; :class:`TrainSamples` turns sample i into the model's inputs,
-its 4-channel target (clean frame t + anomaly map) and its token weights,
-pasting a moving object or speeding the clip up for pseudo-anomalies.
+model size, from memory or from the disk cache; :class:`TrainSamples` turns
+sample i into the model's inputs, its 4-channel target (clean frame t +
+anomaly map) and its token weights, pasting a moving object or speeding the
+clip up for pseudo-anomalies.
 """
 
 from __future__ import annotations
