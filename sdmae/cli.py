@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_threads(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads for the model and sdmae's kernels (default: "
-                        "torch's, one per core); fewer on a machine shared with other jobs")
+                        "torch's, one per core); on a machine shared with other jobs see README, Speed")
 
 
 def _add_precision(parser: argparse.ArgumentParser) -> None:
@@ -115,12 +115,6 @@ _PATH_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirec
 
 
 def main(argv: list[str] | None = None) -> int:
-    # OpenMP threads that spin while they wait for work hold a core another process
-    # needs: beside one CPU-bound process on a 2-core machine, sdmae evaluate ran at 0.31x
-    # its quiet speed spinning and 0.69x sleeping (benchmarks/RESULTS.md, under load).
-    # Read once, when torch loads OpenMP, so before the first torch import; a user's
-    # own setting wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
     from . import distributed
 

@@ -62,7 +62,8 @@ def evaluate(detector: Detector, data: str | os.PathLike, layout: str | None = N
     Returns the Evaluation on rank 0 (None on other ranks). ``metrics`` holds
     micro_auc, macro_auc (with videos used/skipped), rbdc, tbdc (None where the
     dataset has no pixel ground truth, or ``with_maps`` is False), frames, fps
-    (end-to-end, decode included) and the settings used. Maps are computed only
+    (end to end: decoding, scoring, and each video's boxes and ground-truth tracks)
+    and the settings used. Maps are computed only
     for RBDC/TBDC (every test video has pixel ground truth) or for ``keep_maps``,
     which also returns them (T x h x w float32 per video, all in memory).
     """
