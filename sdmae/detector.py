@@ -52,12 +52,13 @@ class VideoScores:
 
     raw : (T,) float64 frame scores before smoothing
     smoothed : (T,) float64 after the per-preset temporal Gaussian
-    maps : (T, h, w) float32 cleaned pixel maps at the model size, or None
+    maps : (T, h, w) float32 cleaned pixel maps at the model size, or None (or, asked
+        for with ``map_chunks``, the list of their per-batch (n, h, w) pieces)
     """
 
     raw: np.ndarray
     smoothed: np.ndarray
-    maps: np.ndarray | None = None
+    maps: np.ndarray | list[np.ndarray] | None = None
 
 
 @dataclass
@@ -239,11 +240,13 @@ class Detector:
     # ----------------------------------------------------------------- offline
 
     def score_frames(self, frames: Iterable[np.ndarray], *, with_maps: bool = False,
-                     normalize: bool = False) -> VideoScores:
+                     normalize: bool = False, map_chunks: bool = False) -> VideoScores:
         """Score a whole video given as an iterable of (H, W, 3) uint8 frames (or a (T, H, W, 3) array).
 
         Frames stream through a window of ``batch + 2 * offset`` frames: a long
         video is never held in memory (unless maps are asked for: T x h x w floats).
+        ``map_chunks``: ``maps`` is the list of each forward pass's (n, h, w) maps, in
+        frame order, rather than one array (joining them holds the maps twice).
         """
         raw, maps = [], []
         for window, centres, keys in _windows(frames, self.batch_size, self._reach()):
@@ -257,15 +260,17 @@ class Detector:
         smoothed = smooth_scores(raw_scores, self.cfg.score.smoothing_sigma)
         if normalize:
             smoothed = normalize_per_video(smoothed)
-        return VideoScores(raw_scores, smoothed, np.concatenate(maps) if with_maps else None)
+        if with_maps and not map_chunks:
+            maps = np.concatenate(maps)
+        return VideoScores(raw_scores, smoothed, maps if with_maps else None)
 
     def score_video(self, source: str | os.PathLike, *, with_maps: bool = False,
-                    normalize: bool = False) -> VideoScores:
+                    normalize: bool = False, map_chunks: bool = False) -> VideoScores:
         """Score a video file or frame folder (decoded once, streamed; decoding runs in a
-        worker thread, overlapping the model)."""
+        worker thread, overlapping the model). ``map_chunks`` as in :meth:`score_frames`."""
         frames = prefetch(iter_frames(source), depth=self.batch_size + 2 * self._reach())
         try:
-            return self.score_frames(frames, with_maps=with_maps, normalize=normalize)
+            return self.score_frames(frames, with_maps=with_maps, normalize=normalize, map_chunks=map_chunks)
         except VideoError as exc:
             if str(source) in str(exc):
                 raise

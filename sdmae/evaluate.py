@@ -93,15 +93,20 @@ def evaluate(detector: Detector, data: str | os.PathLike, layout: str | None = N
 def _score_video(detector: Detector, rec: VideoRecord, regions: bool, keep_maps: bool,
                  normalize: bool) -> _VideoResult:
     """Score one test video; its maps become boxes here, and are dropped unless kept."""
-    scores = detector.score_video(rec.source, with_maps=regions or keep_maps, normalize=normalize)
+    scores = detector.score_video(rec.source, with_maps=regions or keep_maps, normalize=normalize,
+                                  map_chunks=not keep_maps)  # pieces: never the maps twice
     if len(scores.raw) != rec.num_frames:
         raise DatasetError(f"video {rec.name} ({rec.source}): decoded {len(scores.raw)} frames but the "
                            f"dataset lists {rec.num_frames}")
     if not regions:
         return _VideoResult(scores)
-    detections = maps_to_detections(scores.maps, map_threshold(scores.maps, MAP_QUANTILE))
+    pieces = [scores.maps] if keep_maps else scores.maps
+    threshold = map_threshold(pieces, MAP_QUANTILE)
+    starts = np.cumsum([0] + [len(m) for m in pieces])
+    detections = np.concatenate([maps_to_detections(m, threshold, frame_offset=int(t))
+                                 for m, t in zip(pieces, starts)])
     if len(detections):
-        detections = scale_boxes(detections, scores.maps.shape[1:], _frame_size(rec))
+        detections = scale_boxes(detections, pieces[0].shape[1:], _frame_size(rec))
     if not keep_maps:
         scores = dataclasses.replace(scores, maps=None)
     return _VideoResult(scores, detections, rec.tracks())

@@ -30,3 +30,15 @@ def test_no_maps_are_computed_without_region_metrics(tiny_run, tiny_data, monkey
     assert asked and not any(asked)
     assert result.metrics["rbdc"] is None and result.metrics["micro_auc"] is not None
     assert result.detections == [None] * len(result.videos)
+
+
+def test_map_chunks_are_the_maps_in_pieces(tiny_run, tiny_data):
+    from sdmae.data import load_dataset
+
+    detector = Detector.load(tiny_run)
+    source = load_dataset(tiny_data, "avenue", split="test")[0].source
+    whole = detector.score_video(source, with_maps=True)
+    pieces = detector.score_video(source, with_maps=True, map_chunks=True)
+    assert isinstance(pieces.maps, list) and len(pieces.maps) > 1
+    np.testing.assert_array_equal(np.concatenate(pieces.maps), whole.maps)
+    np.testing.assert_array_equal(pieces.raw, whole.raw)
