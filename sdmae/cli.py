@@ -176,7 +176,7 @@ _NUMBER_RULES = {
     "--workers": (lambda v: v >= 0, ">= 0"),
     "--seed": (lambda v: v >= 0, ">= 0"),
     "--patch": (lambda v: v >= 1, ">= 1"),
-    "--threads": (lambda v: v is None or v >= 1, ">= 1"),
+    "--threads": (lambda v: v >= 1, ">= 1"),
 }
 
 
