@@ -23,6 +23,7 @@ import numpy as np
 from _harness import cpu_name, timeit
 
 from sdmae import kernels, reference
+from sdmae.score import ScoreSpec
 
 # (name, frames (T is batch + 6 for the +-3 offsets), source size, model size, patch)
 SHAPES = {
@@ -85,7 +86,7 @@ def bench_case(name, shape, batch, repeats, twin_repeats, rng, cuda):
     p = shape["patch"]
     frames, centres, target, teacher, student, hidden = case_inputs(shape, batch, rng)
     n, l, d = target.shape
-    options = dict(tokens="visible", uniform=True, map_low=-1.0)
+    spec = ScoreSpec(p, (h, w), map_normal=-1.0, tokens="visible", token_weighting="uniform")
     used_frames = len(np.unique(np.clip(centres[:, None] + [-3, -1, 0, 1, 3], 0, len(frames) - 1)))
     prep_bytes = used_frames * frames[0].nbytes + 4 * (n * 12 * h * w + n * l)
     score_bytes = 4 * ((2 * PASSES + 1) * n * l * d + (PASSES + 1) * n * l + 2 * n * l + n + n * h * w)
@@ -98,9 +99,8 @@ def bench_case(name, shape, batch, repeats, twin_repeats, rng, cuda):
     got = kernels.prepare(frames, centres, (h, w), p, backend="cpp")
     for a, b, what in zip(got, prepared, ("inputs", "gradients", "weights")):
         check_close(a, b, f"prepare.{what}")
-    got = kernels.score(target, teacher, student, weights, p, (h, w), hidden=hidden, **options, backend="cpp")
-    expected = reference.score(target, teacher, student, hidden, weights, p, (h, w), tokens="visible",
-                               uniform=True, map_low=-1.0)
+    got = kernels.score(target, teacher, student, weights, spec, hidden=hidden, backend="cpp")
+    expected = reference.score(target, teacher, student, hidden, weights, spec)
     for a, b in zip(got, expected):
         check_close(a, b, "score")
 
@@ -120,10 +120,8 @@ def bench_case(name, shape, batch, repeats, twin_repeats, rng, cuda):
                     lambda: reference.prepare(frames, centres, (h, w), p),
                     lambda: kernels.prepare(frames, centres, (h, w), p, out=out, backend="cpp")),
         "score": (score_bytes,
-                  lambda: reference.score(target, teacher, student, hidden, weights, p, (h, w), tokens="visible",
-                                          uniform=True, map_low=-1.0),
-                  lambda: kernels.score(target, teacher, student, weights, p, (h, w), hidden=hidden, **options,
-                                        backend="cpp")),
+                  lambda: reference.score(target, teacher, student, hidden, weights, spec),
+                  lambda: kernels.score(target, teacher, student, weights, spec, hidden=hidden, backend="cpp")),
         "patchify": (8 * prepared.inputs.size,
                      lambda: reference.patchify(prepared.inputs, p),
                      lambda: kernels.patchify(prepared.inputs, p, backend="cpp")),
@@ -161,13 +159,12 @@ def bench_case(name, shape, batch, repeats, twin_repeats, rng, cuda):
         got = kernels.prepare(f_d, centres, (h, w), p, backend="cuda")
         for a, b, what in zip(got, prepared, ("inputs", "gradients", "weights")):
             check_close(a, b, f"cuda prepare.{what}")
-        got = kernels.score(tg, te, stu, wt, p, (h, w), hidden=hd, **options, backend="cuda")
+        got = kernels.score(tg, te, stu, wt, spec, hidden=hd, backend="cuda")
         for a, b in zip(got, expected):
             check_close(a, b, "cuda score")
         for op, nbytes, fn in [
             ("prepare", prep_bytes, lambda: kernels.prepare(f_d, centres, (h, w), p, backend="cuda")),
-            ("score", score_bytes, lambda: kernels.score(tg, te, stu, wt, p, (h, w), hidden=hd, **options,
-                                                         backend="cuda")),
+            ("score", score_bytes, lambda: kernels.score(tg, te, stu, wt, spec, hidden=hd, backend="cuda")),
         ]:
             t_gpu, spread, _ = timeit(fn, 20, warmup=3, sync=sync)
             rows.append(dict(case=name, op=op, device="cuda", twin_ms=None, ms=1e3 * t_gpu,

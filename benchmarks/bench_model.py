@@ -43,6 +43,7 @@ from sdmae import kernels
 from sdmae.config import get_preset
 from sdmae.hardware import physical_cores, resolve_precision
 from sdmae.model import AUTOCAST_DTYPES, SDMAE, seeded_masks
+from sdmae.score import ScoreSpec
 
 DEFAULT_BATCH = {"tiny": 32, "avenue": 8, "shanghaitech": 8, "ubnormal": 8, "ped2": 4}
 
@@ -61,8 +62,9 @@ def baseline_forward(model: SDMAE, x, ids_keep, ids_restore):
 
 def frame_scores(teacher, student, target, weights, cfg):
     """(N,) frame scores of one pass, through the Detector's own back end (kernels.score)."""
+    spec = ScoreSpec(cfg.patch, cfg.input_size, map_normal=cfg.map_normal)
     return kernels.score(target.float().contiguous(), teacher.float().contiguous(), student.float().contiguous(),
-                         weights.float().contiguous(), cfg.patch, cfg.input_size, with_maps=False).frame
+                         weights.float().contiguous(), spec, with_maps=False).frame
 
 
 def rel_err(a, b) -> float:

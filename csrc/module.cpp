@@ -8,6 +8,7 @@
 #include <string>
 
 #include "ops.h"
+#include "score_spec_binding.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -99,27 +100,21 @@ void prepare(U8 frames, I64 centres, int64_t h, int64_t w, int64_t p, int64_t of
   sdmae::prepare(src, t, h0, w0, cs, n, h, w, p, offset, step, in, gr, wt);
 }
 
-void score(F32 target, F32 teacher, F32 student, F32 hidden, F32 weights, int64_t p, int64_t h, int64_t w,
-           float discrepancy_weight, float map_channel_weight, float map_low, int tokens, bool uniform,
-           int64_t frame_top, float map_weight, F32 token_error, F32 token_discrepancy, F32 frame,
-           py::object maps) {
+void score_passes(F32 target, F32 teacher, F32 student, F32 hidden, F32 weights, const sdmae::ScoreSpec& spec,
+                  F32 error, F32 discrepancy, py::object maps) {
   expect(target.ndim() == 3, "target must be (N, L, p*p*C)");
   expect(teacher.ndim() == 4, "teacher must be (K, N, L, p*p*C)");
   const int64_t n = target.shape(0), l = target.shape(1), d = target.shape(2), k = teacher.shape(0);
-  expect_patch(h, w, p);
+  const int64_t p = spec.patch, h = spec.height, w = spec.width;
   expect(d > 0 && d % (p * p) == 0, "the token length must be p*p*C");
-  expect(l == (h / p) * (w / p), "L must equal (h/p)*(w/p)");
+  expect(l == (h / p) * (w / p), "L must equal (h/p)*(w/p) of spec.size");
   expect(k >= 1, "at least one pass");
-  expect(tokens >= 0 && tokens <= 2, "tokens must be 0 (all), 1 (visible) or 2 (hidden)");
-  expect(map_low < 1.f, "map_low must be < 1");
-  expect(frame_top >= 0 && frame_top <= l, "frame_top must be in [0, L]");
   expect_shape(teacher, {k, n, l, d}, "teacher");
   expect_shape(student, {k, n, l, d}, "student");
   expect_shape(hidden, {k, n, l}, "hidden");
   expect_shape(weights, {n, l}, "weights");
-  expect_shape(token_error, {n, l}, "token_error");
-  expect_shape(token_discrepancy, {n, l}, "token_discrepancy");
-  expect_shape(frame, {n}, "frame");
+  expect_shape(error, {k, n, l}, "error");
+  expect_shape(discrepancy, {k, n, l}, "discrepancy");
   float* map_ptr = nullptr;
   if (!maps.is_none()) {
     expect(py::isinstance<py::array>(maps), "maps must be a NumPy array or None");
@@ -131,10 +126,9 @@ void score(F32 target, F32 teacher, F32 student, F32 hidden, F32 weights, int64_
   }
   const float *tg = target.data(), *te = teacher.data(), *st = student.data(), *hd = hidden.data(),
               *wt = weights.data();
-  float *e = token_error.mutable_data(), *q = token_discrepancy.mutable_data(), *f = frame.mutable_data();
+  float *e = error.mutable_data(), *q = discrepancy.mutable_data();
   py::gil_scoped_release release;
-  sdmae::score(tg, te, st, hd, wt, k, n, l, d / (p * p), p, h, w, discrepancy_weight, map_channel_weight, map_low,
-               tokens, uniform, frame_top, map_weight, e, q, f, map_ptr);
+  sdmae::score_passes(tg, te, st, hd, wt, k, n, d / (p * p), spec, e, q, map_ptr);
 }
 
 int max_threads() {
@@ -169,14 +163,11 @@ PYBIND11_MODULE(_C, m) {
         py::arg("gradients").noconvert(), py::arg("weights").noconvert(),
         R"(frames (T, H0, W0, 3) uint8, centres (N,) int64 -> inputs (N, 9, h, w), gradients (N, 3, h, w),
 weights (N, L), all float32 and written in place.)");
-  m.def("score", &score, py::arg("target").noconvert(), py::arg("teacher").noconvert(),
+  sdmae::bind_score_spec(m);
+  m.def("score_passes", &score_passes, py::arg("target").noconvert(), py::arg("teacher").noconvert(),
         py::arg("student").noconvert(), py::arg("hidden").noconvert(), py::arg("weights").noconvert(),
-        py::arg("p"), py::arg("h"), py::arg("w"), py::arg("discrepancy_weight"), py::arg("map_channel_weight"),
-        py::arg("map_low"), py::arg("tokens"), py::arg("uniform"), py::arg("frame_top"), py::arg("map_weight"),
-        py::arg("token_error").noconvert(), py::arg("token_discrepancy").noconvert(), py::arg("frame").noconvert(),
-        py::arg("maps"),
-        R"(target (N, L, p*p*C), teacher/student (K, N, L, p*p*C), hidden (K, N, L), weights (N, L) float32 ->
-token_error, token_discrepancy (N, L), frame (N,), maps (N, h, w) or None, all written in place.
-tokens: 0 all passes judge a token, 1 those where it was visible, 2 hidden; frame_top: 0 a mean over
-tokens, k the mean of the k largest (sdmae.reference.score).)");
+        py::arg("spec"), py::arg("error").noconvert(), py::arg("discrepancy").noconvert(), py::arg("maps"),
+        R"(target (N, L, p*p*C), teacher/student (K, N, L, p*p*C), hidden (K, N, L), weights (N, L) float32,
+spec a ScoreSpec -> error, discrepancy (K, N, L), maps (N, h, w) or None, all written in place
+(sdmae.reference.score_passes).)");
 }

@@ -4,6 +4,8 @@
 #pragma once
 #include <cstdint>
 
+#include "score_spec.h"
+
 namespace sdmae {
 
 // x (N, C, H, W) -> out (N, L, p*p*C), token order (row, column, channel).
@@ -24,15 +26,11 @@ void prepare(const uint8_t* frames, int64_t t, int64_t h0, int64_t w0,
 
 // target (N, L, p*p*C), teacher/student (K, N, L, p*p*C) from K masked passes,
 // hidden (K, N, L) 1 = hidden in that pass, weights (N, L) motion weights ->
-// token_error, token_discrepancy (N, L), frame (N,), maps (N, h, w) or null.
-// tokens: 0 every pass judges a token, 1 the passes where it was visible, 2 hidden.
-// frame_top: 0 a (weighted) mean over tokens, k >= 1 the mean of the k largest.
-// See sdmae.reference.score for the formulas.
-void score(const float* target, const float* teacher, const float* student, const float* hidden,
-           const float* weights, int64_t k, int64_t n, int64_t l, int64_t c, int64_t p, int64_t h, int64_t w,
-           float discrepancy_weight, float map_channel_weight, float map_low, int tokens, bool uniform,
-           int64_t frame_top, float map_weight, float* token_error, float* token_discrepancy, float* frame,
-           float* maps);
+// error, discrepancy (K, N, L), maps (N, h, w) or null. See
+// sdmae.reference.score_passes for the formulas.
+void score_passes(const float* target, const float* teacher, const float* student, const float* hidden,
+                  const float* weights, int64_t k, int64_t n, int64_t c, const ScoreSpec& spec, float* error,
+                  float* discrepancy, float* maps);
 
 // Normalise m (N, L) in place to rows summing to 1 (uniform when a row sums to <= 0).
 void normalise_rows(float* m, int64_t n, int64_t l);

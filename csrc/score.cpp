@@ -1,7 +1,8 @@
-// score: the fused back end. One pass over the prediction tensors of the K
-// masked passes (read (2K + 1)*N*L*D floats) writes token errors, frame scores
-// and the pixel map; the twin needs squared-difference temporaries of every
-// pass and several reductions.
+// score_passes: the heavy half of the score. One pass over the prediction
+// tensors of the K masked passes (read (2K + 1)*N*L*D floats) writes every
+// pass's token errors and discrepancies and the pixel map; the twin needs
+// squared-difference temporaries of every pass. Frame scores follow from the
+// token values in sdmae.score.frame_scores, shared by every backend.
 #include <algorithm>
 #include <vector>
 
@@ -92,92 +93,60 @@ inline void token_errors(const float* tg, const float* te, const float* st, int6
 
 }  // namespace
 
-void score(const float* target, const float* teacher, const float* student, const float* hidden,
-           const float* weights, int64_t k, int64_t n, int64_t l, int64_t c, int64_t p, int64_t h, int64_t w,
-           float discrepancy_weight, float map_channel_weight, float map_low, int tokens, bool uniform,
-           int64_t frame_top, float map_weight, float* token_error, float* token_discrepancy, float* frame,
-           float* maps) {
-  const int64_t d = p * p * c, gw = w / p, per_pass = n * l;
-  const float inv_norm = 1.f / static_cast<float>(p * p * (c - 1 + map_channel_weight));
+void score_passes(const float* target, const float* teacher, const float* student, const float* hidden,
+                  const float* weights, int64_t k, int64_t n, int64_t c, const ScoreSpec& spec, float* error,
+                  float* discrepancy, float* maps) {
+  const int64_t p = spec.patch, h = spec.height, w = spec.width;
+  const int64_t l = (h / p) * (w / p), d = p * p * c, gw = w / p, per_pass = n * l;
+  const float inv_norm = 1.f / static_cast<float>(p * p * (c - 1 + spec.map_channel_weight));
   // Motion weight relative to the sample's most moving token, for the maps.
   std::vector<float> peak(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) peak[i] = *std::max_element(weights + i * l, weights + (i + 1) * l);
-  std::vector<float> count(static_cast<size_t>(n * l));  // passes that judge each token
 #if defined(__SSE2__)
   const bool four_at_a_time = c == 4 && p % 4 == 0;
 #else
   const bool four_at_a_time = false;
 #endif
+  auto judged = [&](int64_t pass, int64_t idx) {  // sdmae.score.judged_passes: 0 all, 1 visible, 2 hidden
+    const float hid = hidden[pass * per_pass + idx];
+    return spec.tokens == 0 || (spec.tokens == 1 && hid == 0.f) || (spec.tokens == 2 && hid != 0.f);
+  };
 
 #pragma omp parallel for schedule(static)
   for (int64_t idx = 0; idx < n * l; ++idx) {
     const float* tg = target + idx * d;
-    float err = 0.f, disc = 0.f, used = 0.f;
+    float used = 0.f;
     for (int64_t pass = 0; pass < k; ++pass) {
-      const float hid = hidden[pass * per_pass + idx];
-      if (tokens == 1 ? hid != 0.f : tokens == 2 ? hid == 0.f : false) continue;  // 1: visible, 2: hidden
-      float e, q;
-      token_errors(tg, teacher + (pass * per_pass + idx) * d, student + (pass * per_pass + idx) * d, d, c,
-                   map_channel_weight, inv_norm, &e, &q);
-      err += e;
-      disc += q;
-      used += 1.f;
+      const int64_t at = pass * per_pass + idx;
+      token_errors(tg, teacher + at * d, student + at * d, d, c, spec.map_channel_weight, inv_norm, error + at,
+                   discrepancy + at);
+      used += judged(pass, idx) ? 1.f : 0.f;
     }
-    count[idx] = used;
-    token_error[idx] = used > 0.f ? err / used : 0.f;
-    token_discrepancy[idx] = used > 0.f ? disc / used : 0.f;
     if (maps == nullptr) continue;
 
     const int64_t i = idx / l, tok = idx % l, ty = tok / gw, tx = tok % gw;
     const float relative = peak[i] > 0.f ? weights[idx] / peak[i] : 1.f;
     float* dst = maps + (i * h + ty * p) * w + tx * p;
-    if (used == 0.f) {  // no selected pass: a zero map
+    if (used == 0.f) {  // no judged pass: a zero map
       for (int64_t py = 0; py < p; ++py) std::fill(dst + py * w, dst + py * w + p, 0.f);
       continue;
     }
     const float scale = relative / used;
     bool accumulate = false;
     for (int64_t pass = 0; pass < k; ++pass) {
-      const float hid = hidden[pass * per_pass + idx];
-      if (tokens == 1 ? hid != 0.f : tokens == 2 ? hid == 0.f : false) continue;
+      if (!judged(pass, idx)) continue;
       const float* te = teacher + (pass * per_pass + idx) * d;
       const float* st = student + (pass * per_pass + idx) * d;
 #if defined(__SSE2__)
       if (four_at_a_time) {
-        token_map_c4(te, st, p, w, scale, map_low, map_weight, discrepancy_weight, accumulate, dst);
+        token_map_c4(te, st, p, w, scale, spec.map_normal, spec.map_weight, spec.discrepancy_weight, accumulate, dst);
         accumulate = true;
         continue;
       }
 #endif
-      token_map(te, st, c, p, w, scale, map_low, map_weight, discrepancy_weight, accumulate, dst);
+      token_map(te, st, c, p, w, scale, spec.map_normal, spec.map_weight, spec.discrepancy_weight, accumulate, dst);
       accumulate = true;
     }
-  }
-
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t base = i * l;
-    double total = 0.0, mass = 0.0, top_weight = 0.0;
-    for (int64_t j = base; j < base + l; ++j) {
-      const double m = count[j] > 0.f ? (uniform ? 1.0 : static_cast<double>(weights[j])) : 0.0;
-      mass += m;
-      top_weight = std::max(top_weight, m);
-      total += m * (static_cast<double>(token_error[j]) + discrepancy_weight * static_cast<double>(token_discrepancy[j]));
-    }
-    if (frame_top == 0) {
-      frame[i] = mass > 0.0 ? static_cast<float>(total / mass) : 0.f;
-      continue;
-    }
-    // the mean of the frame_top largest token scores, each scaled by its weight relative to the top weight
-    std::vector<double> relative(static_cast<size_t>(l), 0.0);
-    for (int64_t j = base; j < base + l && top_weight > 0.0; ++j) {
-      const double m = count[j] > 0.f ? (uniform ? 1.0 : static_cast<double>(weights[j])) : 0.0;
-      relative[j - base] = (static_cast<double>(token_error[j]) +
-                            discrepancy_weight * static_cast<double>(token_discrepancy[j])) * (m / top_weight);
-    }
-    std::nth_element(relative.begin(), relative.begin() + (l - frame_top), relative.end());
-    double sum = 0.0;
-    for (int64_t j = l - frame_top; j < l; ++j) sum += relative[j];
-    frame[i] = static_cast<float>(sum / static_cast<double>(frame_top));
   }
 }
 

@@ -30,6 +30,7 @@ from sdmae.config import get_preset
 from sdmae.data import make_clip
 from sdmae.metrics import roc_auc
 from sdmae.model import SDMAE, patchify, seeded_masks, weighted_loss
+from sdmae.score import ScoreSpec
 
 torch.manual_seed(0)
 cfg = get_preset("tiny").model
@@ -71,7 +72,9 @@ def main(out_path: str = "self_distillation.png") -> dict:
     with torch.no_grad():
         ids_keep, ids_restore, _ = seeded_masks(range(len(x)), model.num_tokens, cfg.mask_ratio)
         out = model(x, ids_keep, ids_restore)
-    s = kernels.score(target.numpy(), out.teacher.numpy(), out.student.numpy(), w.numpy(), cfg.patch, cfg.input_size)
+    # the paper's frame score: a motion-weighted mean over tokens, the map channel weighing as one RGB channel
+    spec = ScoreSpec(cfg.patch, cfg.input_size, token_weighting="motion", frame_reduce="mean", map_channel_weight=1.0)
+    s = kernels.score(target.numpy(), out.teacher.numpy(), out.student.numpy(), w.numpy(), spec)
     disc = (s.token_discrepancy * w.numpy()).sum(1)
     for name, v in (("teacher-student discrepancy", disc), ("frame score", s.frame)):
         print(f"{name}: abnormal frames {v[labels == 1].mean():.4f}, normal frames {v[labels == 0].mean():.4f}")

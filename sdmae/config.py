@@ -199,7 +199,8 @@ class TrainConfig:
 @dataclass
 class ScoreConfig:
     """How a trained model turns predictions into frame scores and pixel maps
-    (the formulas: :func:`sdmae.reference.score`)."""
+    (one spec, :class:`sdmae.score.ScoreSpec`; the formulas: :func:`sdmae.score.frame_scores`
+    and :func:`sdmae.reference.score_passes`)."""
 
     # Temporal Gaussian sigma in frames (offline: centred, normalised filter;
     # streaming: causal).

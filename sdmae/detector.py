@@ -4,7 +4,7 @@ frames -> kernels.prepare -> model (encoder, teacher, student) -> kernels.score
 -> frame scores, pixel maps -> temporal smoothing.
 
 Score of frame t (documented weights, ``ScoreConfig``; formulas in
-:func:`sdmae.reference.score`): K complementary seeded masks, so every token is
+:mod:`sdmae.score`): K complementary seeded masks, so every token is
 hidden from the encoder in one pass and visible in the others; each token is
 judged by the passes ``tokens`` selects, from its teacher error over all four
 output channels (the predicted anomaly map weighing ``map_channel_weight``
@@ -37,6 +37,7 @@ from .errors import SdmaeError
 from .hardware import resolve_precision
 from .model import SDMAE, complementary_masks, seeded_masks
 from .postprocess import CausalSmoother, clean_map, normalize_per_video, smooth_scores
+from .score import ScoreSpec
 
 
 # On a CPU a forward pass runs fastest with a few thousand tokens in the batch:
@@ -179,21 +180,17 @@ class Detector:
         weights = torch.as_tensor(prep.weights, device=self.kernel_device)
         classification = host(torch.stack(head_probabilities)) if head_probabilities else None  # (K, N)
         scores = kernels.score(target, host(teacher.contiguous()), host(student.contiguous()), host(weights),
-                               self.patch, self.size, hidden=host(hidden), **self.score_options,
-                               classification=classification, with_maps=with_maps)
+                               self.score_spec, hidden=host(hidden), classification=classification,
+                               with_maps=with_maps)
         frame, maps = (None if a is None else (a.cpu().numpy() if torch.is_tensor(a) else a)
                        for a in (scores.frame, scores.maps))
         return frame.astype(np.float64), maps
 
     @property
-    def score_options(self) -> dict:
-        """The ScoreConfig as :func:`sdmae.kernels.score` arguments."""
-        sc = self.cfg.score
-        return dict(discrepancy_weight=sc.discrepancy_weight, map_channel_weight=sc.map_channel_weight,
-                    map_low=self.cfg.model.map_normal, tokens=sc.tokens,
-                    uniform=sc.token_weighting == "uniform", frame_reduce=sc.frame_reduce,
-                    top_fraction=sc.top_fraction, map_weight=sc.map_weight,
-                    classification_weight=sc.cls_weight)
+    def score_spec(self) -> ScoreSpec:
+        """The run's score rule (its ScoreConfig, patch, size and map target) as
+        :func:`sdmae.kernels.score` takes it."""
+        return ScoreSpec.from_config(self.cfg)
 
     def _upload(self, frames: Any) -> torch.Tensor:
         """uint8 frames -> the GPU, through a reused pinned buffer (asynchronous copy).

@@ -10,11 +10,10 @@ process.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -142,12 +141,7 @@ def _metrics(detector: Detector, records: list[VideoRecord], results: list[_Vide
     cfg = detector.cfg
     out["settings"] = {
         "preset": cfg.preset, "input_size": list(cfg.model.input_size), "patch": cfg.model.patch,
-        "smoothing_sigma": cfg.score.smoothing_sigma, "discrepancy_weight": cfg.score.discrepancy_weight,
-        "map_weight": cfg.score.map_weight, "cls_weight": cfg.score.cls_weight,
-        "frame_reduce": cfg.score.frame_reduce, "test_masks": cfg.score.test_masks, "tokens": cfg.score.tokens,
-        "token_weighting": cfg.score.token_weighting, "map_channel_weight": cfg.score.map_channel_weight,
-        "top_fraction": cfg.score.top_fraction,
-        "mask_seed": cfg.score.mask_seed, "per_video_normalization": normalize,
+        **asdict(cfg.score), "per_video_normalization": normalize,
         "map_threshold_quantile": MAP_QUANTILE, "device": str(detector.device),
         "precision": detector.precision,
     }

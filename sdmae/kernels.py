@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from . import reference
-from .reference import CENTRE_FRAME, Prepared, Scores
+from .reference import CENTRE_FRAME, Passes, Prepared, Scores
+from .score import ScoreSpec, frame_scores
 
 try:
     from . import _C
@@ -40,8 +41,8 @@ except ImportError as exc:
 else:
     _C_CUDA_IMPORT_ERROR = None
 
-__all__ = ["BACKENDS", "CENTRE_FRAME", "Prepared", "Scores", "available_backends", "cuda_problem", "kernel_device", "patchify",
-           "gather_patches", "token_weights", "prepare", "score"]
+__all__ = ["BACKENDS", "CENTRE_FRAME", "Passes", "Prepared", "Scores", "available_backends", "cuda_problem",
+           "kernel_device", "patchify", "gather_patches", "token_weights", "prepare", "score", "score_passes"]
 
 BACKENDS = ("auto", "cpp", "cuda", "numpy")
 _warned_fallback = False
@@ -204,19 +205,20 @@ def _on_cuda(*arrays: Any) -> bool:
 
 
 def _to_numpy(x: Any) -> np.ndarray:
-    """Zero-copy view of a CPU tensor or array, made C-contiguous (a copy only when strided)."""
+    """Zero-copy view of a CPU tensor or array, made C-contiguous (a copy only when strided);
+    a CUDA tensor is copied to the host."""
     if _is_tensor(x):
-        x = x.detach().numpy()
+        x = x.detach().cpu().numpy()
     return np.ascontiguousarray(x)
 
 
 def _like(result: np.ndarray | None, template: Any) -> Any:
-    """Return torch tensors to torch callers, arrays to NumPy callers."""
+    """Return torch tensors (on the template's device) to torch callers, arrays to NumPy callers."""
     if result is None or not _is_tensor(template):
         return result
     import torch
 
-    return torch.from_numpy(result)
+    return torch.from_numpy(result).to(template.device)
 
 
 def _cuda_prepare_tensors(*tensors: Any) -> tuple[Any, ...]:
@@ -446,48 +448,73 @@ def _prepare_cuda(frames: Any, c: np.ndarray, h: int, w: int, p: int, offset: in
     return Prepared(inputs, gradients, weights)
 
 
-_TOKEN_CODES = {rule: code for code, rule in enumerate(reference.TOKEN_RULES)}
+def score(target: Any, teacher: Any, student: Any, weights: Any, spec: ScoreSpec, *, hidden: Any = None,
+          classification: Any = None, with_maps: bool = True, backend: str | None = None) -> Scores:
+    """The back end: token errors, frame scores and pixel anomaly maps from K masked passes.
+
+    :func:`score_passes` (fused) reads the predictions once and writes every pass's
+    token values and the maps; frame scores follow from the token values by
+    :func:`sdmae.score.frame_scores`, one function for every backend.
+
+    Parameters
+    ----------
+    target, teacher, student, weights, spec, hidden, with_maps, backend : see :func:`score_passes`
+    classification : (K, N) float32 probabilities of the classification head in each
+        pass, or None; ``spec.cls_weight`` times their mean is added to the frame score
+
+    Returns
+    -------
+    Scores(token_error (N, L), token_discrepancy (N, L), frame (N,), maps (N, h, w) or None),
+    NumPy arrays, or tensors on target's device when target is a tensor
+    """
+    passes = score_passes(target, teacher, student, weights, spec, hidden=hidden, with_maps=with_maps,
+                          backend=backend)
+    k, n = passes.error.shape[:2]
+    if classification is not None:
+        _check_array(classification, "classification", 2, "(K, N)", "float32")
+        if tuple(classification.shape) != (k, n):
+            raise ValueError(f"classification must have shape (K, N) = {(k, n)}, got {tuple(classification.shape)}")
+    if hidden is None:
+        hidden = np.zeros((k, n, spec.num_tokens), np.float32)
+    # the cheap half on the host: (K, N, L) values, whatever the backend
+    token_error, token_discrepancy, frame = frame_scores(
+        spec, _to_numpy(passes.error), _to_numpy(passes.discrepancy), _to_numpy(hidden), _to_numpy(weights),
+        None if classification is None else _to_numpy(classification))
+    return Scores(*(_like(a, target) for a in (token_error, token_discrepancy, frame)), passes.maps)
 
 
-def score(target: Any, teacher: Any, student: Any, weights: Any, patch: int, size: tuple[int, int], *,
-          hidden: Any = None, discrepancy_weight: float = 1.0, map_channel_weight: float = 1.0,
-          map_low: float = 0.0, tokens: str = "all", uniform: bool = False, frame_reduce: str = "mean",
-          top_fraction: float = 0.02, map_weight: float = 1.0, with_maps: bool = True,
-          classification: Any = None, classification_weight: float = 0.0,
-          backend: str | None = None) -> Scores:
-    """The fused back end: token errors, frame scores and pixel anomaly maps from K masked passes.
+def score_passes(target: Any, teacher: Any, student: Any, weights: Any, spec: ScoreSpec, *, hidden: Any = None,
+                 with_maps: bool = True, backend: str | None = None) -> Passes:
+    """The fused half of the score: every pass's token errors and discrepancies, and the pixel maps.
 
     Parameters
     ----------
     target : (N, L, p*p*C) float32, patchified target (C = 4: RGB of the current
-        frame and the anomaly map, whose target is its "normal" value at test time)
+        frame and the anomaly map, whose target is ``spec.map_normal`` at test time)
     teacher : (K, N, L, p*p*C) float32, the teacher's output of each pass
         ((N, L, p*p*C) for a single pass)
     student : like teacher, or None (None: no discrepancy term)
     weights : (N, L) float32 token motion weights
-    patch : int
-    size : (h, w) with (h/p) * (w/p) == L
+    spec : :class:`sdmae.score.ScoreSpec` with (h/p) * (w/p) == L
     hidden : (K, N, L) float32, 1 where the pass hid the token from the encoder
         (None: a single pass that hid nothing, or whose masks do not matter)
-    discrepancy_weight, map_channel_weight, map_low, tokens, uniform, frame_reduce,
-    top_fraction, map_weight : see :func:`sdmae.reference.score`
     with_maps : bool, also compute the (N, h, w) pixel maps
-    classification : (K, N) float32 probabilities of the classification head in each
-        pass, or None; classification_weight times their mean is added to the frame score
 
     Returns
     -------
-    Scores(token_error (N, L), token_discrepancy (N, L), frame (N,), maps (N, h, w) or None)
+    Passes(error (K, N, L), discrepancy (K, N, L), maps (N, h, w) or None) on target's
+    device (see :func:`sdmae.reference.score_passes`)
     """
-    patch = _positive_int(patch, "patch")
-    h, w = _size(size, patch)
-    l = (h // patch) * (w // patch)
+    if not isinstance(spec, ScoreSpec):
+        raise TypeError(f"spec must be a sdmae.score.ScoreSpec, got {type(spec).__name__}")
+    h, w = spec.size
+    l, p = spec.num_tokens, spec.patch
     _check_array(target, "target", 3, "(N, L, p*p*C)", "float32")
     n, lt, d = target.shape
     if n == 0:
         raise ValueError("target must have shape (N, L, p*p*C) with N >= 1, got an empty batch")
-    if lt != l or d == 0 or d % (patch * patch):
-        raise ValueError(f"target must have shape (N, {l}, {patch}*{patch}*C) for size {(h, w)} and patch {patch}, "
+    if lt != l or d == 0 or d % (p * p):
+        raise ValueError(f"target must have shape (N, {l}, {p}*{p}*C) for size {(h, w)} and patch {p}, "
                          f"got {tuple(target.shape)}")
     if student is None:
         student = teacher
@@ -512,63 +539,38 @@ def score(target: Any, teacher: Any, student: Any, weights: Any, patch: int, siz
     _check_array(weights, "weights", 2, "(N, L)", "float32")
     if tuple(weights.shape) != (n, l):
         raise ValueError(f"weights must have shape (N, L) = {(n, l)}, got {tuple(weights.shape)}")
-    dw, cw, mw, low = float(discrepancy_weight), float(map_channel_weight), float(map_weight), float(map_low)
-    if not all(np.isfinite(v) for v in (dw, cw, mw, low)):
-        raise ValueError("discrepancy_weight, map_channel_weight, map_weight and map_low must be finite")
-    if cw < 0 or low >= 1:
-        raise ValueError(f"map_channel_weight must be >= 0 and map_low < 1, got {cw} and {low}")
-    if tokens not in _TOKEN_CODES:
-        raise ValueError(f"tokens must be one of {reference.TOKEN_RULES}, got {tokens!r}")
-    if frame_reduce not in reference.FRAME_REDUCES:
-        raise ValueError(f"frame_reduce must be one of {reference.FRAME_REDUCES}, got {frame_reduce!r}")
-    if not 0.0 <= float(top_fraction) <= 1.0:
-        raise ValueError(f"top_fraction must be in [0, 1], got {top_fraction}")
-    frame_top = 0 if frame_reduce == "mean" else reference.top_count(frame_reduce, float(top_fraction), l)
-    options = (dw, cw, low, tokens, bool(uniform), frame_top, mw)
-    cls_weight = float(classification_weight)
-    if classification is not None:
-        _check_array(classification, "classification", 2, "(K, N)", "float32")
-        if tuple(classification.shape) != (k, n):
-            raise ValueError(f"classification must have shape (K, N) = {(k, n)}, got {tuple(classification.shape)}")
-        if not np.isfinite(cls_weight):
-            raise ValueError(f"classification_weight must be finite, got {cls_weight}")
 
     chosen = _resolve_backend(backend, _on_cuda(target, teacher, student, hidden, weights))
     if chosen == "cuda":
-        result = _score_cuda(target, teacher, student, hidden, weights, patch, h, w, options, with_maps)
-        if classification is None or cls_weight == 0:
-            return result
-        (probabilities,) = _cuda_prepare_tensors(classification)
-        return result._replace(frame=result.frame + cls_weight * probabilities.mean(dim=0))
+        return _score_passes_cuda(target, teacher, student, hidden, weights, spec, with_maps)
     tg, te, st, hd, wt = (_to_numpy(a) for a in (target, teacher, student, hidden, weights))
-    probabilities = None if classification is None else _to_numpy(classification)
     if chosen == "numpy":
-        result = reference.score(tg, te, st, hd, wt, patch, (h, w), dw, cw, low, tokens, bool(uniform),
-                                 frame_reduce, mw, with_maps, float(top_fraction), probabilities, cls_weight)
+        result = reference.score_passes(tg, te, st, hd, wt, spec, with_maps)
     else:
-        result = Scores(np.empty((n, l), np.float32), np.empty((n, l), np.float32), np.empty(n, np.float32),
+        result = Passes(np.empty((k, n, l), np.float32), np.empty((k, n, l), np.float32),
                         np.empty((n, h, w), np.float32) if with_maps else None)
-        _C.score(tg, te, st, hd, wt, patch, h, w, dw, cw, low, _TOKEN_CODES[tokens], bool(uniform), frame_top,
-                 mw, *result)
-        result = result._replace(frame=reference.add_classification(result.frame, probabilities, cls_weight))
-    return Scores(*(_like(a, target) for a in result))
+        _C.score_passes(tg, te, st, hd, wt, _kernel_spec(_C, spec), *result)
+    return Passes(*(_like(a, target) for a in result))
 
 
-def _score_cuda(target: Any, teacher: Any, student: Any, hidden: Any, weights: Any, p: int, h: int, w: int,
-                options: tuple, with_maps: bool) -> Scores:
+def _kernel_spec(module: Any, spec: ScoreSpec) -> Any:
+    """The extension's ScoreSpec: the fields its kernels read, under the same names."""
+    return module.ScoreSpec(patch=spec.patch, size=spec.size, map_normal=spec.map_normal, tokens=spec.tokens,
+                            map_channel_weight=spec.map_channel_weight,
+                            discrepancy_weight=spec.discrepancy_weight, map_weight=spec.map_weight)
+
+
+def _score_passes_cuda(target: Any, teacher: Any, student: Any, hidden: Any, weights: Any, spec: ScoreSpec,
+                       with_maps: bool) -> Passes:
     import torch
 
-    dw, cw, low, tokens, uniform, frame_top, mw = options
     tg, te, st, hd, wt = _cuda_prepare_tensors(target, teacher, student, hidden, weights)
-    k, n, l, d = te.shape
+    k, n, l, _ = te.shape
     device = tg.device
-    err = torch.empty((n, l), dtype=torch.float32, device=device)
-    disc = torch.empty((n, l), dtype=torch.float32, device=device)
-    frame = torch.empty((n,), dtype=torch.float32, device=device)
-    maps = torch.empty((n, h, w), dtype=torch.float32, device=device) if with_maps else None
+    error = torch.empty((k, n, l), dtype=torch.float32, device=device)
+    discrepancy = torch.empty((k, n, l), dtype=torch.float32, device=device)
+    maps = torch.empty((n, *spec.size), dtype=torch.float32, device=device) if with_maps else None
     with torch.cuda.device(device):
-        _C_cuda.score(tg.data_ptr(), te.data_ptr(), st.data_ptr(), hd.data_ptr(), wt.data_ptr(), k, n, l,
-                      d // (p * p), p, h, w, dw, cw, low, _TOKEN_CODES[tokens], uniform, frame_top, mw,
-                      err.data_ptr(), disc.data_ptr(), frame.data_ptr(), 0 if maps is None else maps.data_ptr(),
-                      _stream(device))
-    return Scores(err, disc, frame, maps)
+        _C_cuda.score_passes(tg, te, st, hd, wt, _kernel_spec(_C_cuda, spec), error, discrepancy, maps,
+                             _stream(device))
+    return Passes(error, discrepancy, maps)

@@ -16,6 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .score import ScoreSpec, frame_scores, judged_passes
+
 
 class Prepared(NamedTuple):
     """Output of :func:`prepare`.
@@ -43,10 +45,6 @@ class Scores(NamedTuple):
     token_discrepancy: np.ndarray
     frame: np.ndarray
     maps: np.ndarray | None
-
-
-TOKEN_RULES = ("all", "visible", "hidden")
-FRAME_REDUCES = ("mean", "max", "top")
 
 
 def patchify(x: np.ndarray, p: int) -> np.ndarray:
@@ -203,115 +201,79 @@ def prepare(
     return Prepared(inputs, gradients, token_weights(gradients, patch))
 
 
-def add_classification(frame: np.ndarray, classification: np.ndarray | None, weight: float) -> np.ndarray:
-    """frame + weight * (mean over passes of the head's probability), in float32; the
-    kernels' wrapper applies this same step to their frame scores."""
-    if classification is None or weight == 0:
-        return frame
-    return frame + np.float32(weight) * classification.mean(axis=0, dtype=np.float32)
+class Passes(NamedTuple):
+    """Output of :func:`score_passes`: the heavy half of the score.
+
+    error : (K, N, L) float32 -- teacher reconstruction error of every token in every pass
+    discrepancy : (K, N, L) float32 -- teacher-student discrepancy likewise
+    maps : (N, h, w) float32 or None -- pixel anomaly map
+    """
+
+    error: np.ndarray
+    discrepancy: np.ndarray
+    maps: np.ndarray | None
 
 
-def top_count(frame_reduce: str, top_fraction: float, l: int) -> int:
-    """Tokens averaged by the "max" (1) and "top" (a fraction of L, at least 1) reductions."""
-    return 1 if frame_reduce == "max" else max(1, min(l, round(top_fraction * l)))
-
-
-def score(
-    target: np.ndarray,
-    teacher: np.ndarray,
-    student: np.ndarray,
-    hidden: np.ndarray,
-    weights: np.ndarray,
-    patch: int,
-    size: tuple[int, int],
-    discrepancy_weight: float = 1.0,
-    map_channel_weight: float = 1.0,
-    map_low: float = 0.0,
-    tokens: str = "all",
-    uniform: bool = False,
-    frame_reduce: str = "mean",
-    map_weight: float = 1.0,
-    with_maps: bool = True,
-    top_fraction: float = 0.02,
-    classification: np.ndarray | None = None,
-    classification_weight: float = 0.0,
-) -> Scores:
-    """The back end: token errors, frame scores and pixel anomaly maps from K passes.
+def score_passes(target: np.ndarray, teacher: np.ndarray, student: np.ndarray, hidden: np.ndarray,
+                 weights: np.ndarray, spec: ScoreSpec, with_maps: bool = True) -> Passes:
+    """The fused kernels' half of the score: per-pass token values and pixel maps.
 
     Each pass k ran the model with its own mask (``hidden[k]``, 1 where the
     encoder did not see the token). With j over the p*p*C values of a token,
     c(j) its channel and a_c = 1 except for the last channel (the anomaly map),
     a_{C-1} = map_channel_weight:
-      e_ki = sum_j a_c(j) (target_ij - teacher_kij)^2 / sum_j a_c(j)     teacher error
-      d_ki = sum_j a_c(j) (teacher_kij - student_kij)^2 / sum_j a_c(j)   discrepancy
-    A token is judged from the passes ``tokens`` selects (u_ki = 1): "all" of
-    them, those where it was "visible", or those where it was "hidden":
-      e_i = mean over selected k of e_ki (likewise d_i);  c_i = e_i + discrepancy_weight * d_i
-    and only tokens with a selected pass count (v_i = 1, else 0). With token
-    weights m_i = v_i (``uniform``) or v_i * weights_i (motion):
-      frame = sum_i m_i c_i / sum_i m_i        ("mean"; 0 when no weight)
-      frame = max_i c_i * m_i / max_j m_j      ("max")
-      frame = mean of the k largest c_i * m_i / max_j m_j, k = max(1, round(top_fraction * L))   ("top")
-    With a classification head (probability q_k of "anomaly" in pass k):
-      frame += classification_weight * mean_k q_k
-    At test time the target's last channel is the map's "normal" value
-    everywhere, so the predicted anomaly map enters e_i: the paper's third term.
-    Pixel map, for a pixel of token i with values t_c (teacher), s_c (student),
-    averaged over the selected passes:
-      map = (map_weight * clip((t_last - map_low) / (1 - map_low), 0, 1)
+      error_ki = sum_j a_c(j) (target_ij - teacher_kij)^2 / sum_j a_c(j)
+      discrepancy_ki = sum_j a_c(j) (teacher_kij - student_kij)^2 / sum_j a_c(j)
+    At test time the target's last channel is the map's normal value
+    (``spec.map_normal``) everywhere, so the predicted anomaly map enters the
+    error: the paper's third term. Pixel map, for a pixel of token i with
+    values t_c (teacher), s_c (student), averaged over the passes that judge
+    the token (``spec.tokens``, :func:`sdmae.score.judged_passes`):
+      map = (map_weight * clip((t_last - map_normal) / (1 - map_normal), 0, 1)
              + discrepancy_weight * mean_c (t_c - s_c)^2) * weights_i / max_j weights_j
     the predicted anomaly probability plus the discrepancy, scaled by the
     token's motion relative to the sample's most moving token (0 where no pass
-    was selected).
+    judges it). Frame scores follow from ``error`` and ``discrepancy`` by
+    :func:`sdmae.score.frame_scores`.
 
     target : (N, L, p*p*C) float32
     teacher, student : (K, N, L, p*p*C) float32
     hidden : (K, N, L) float32, 1 = hidden from the encoder in pass k
     weights : (N, L) float32 motion weights
-    size : (h, w) with (h/p) * (w/p) == L
-    tokens : "all" | "visible" | "hidden";  frame_reduce : "mean" | "max" | "top"
-    classification : (K, N) float32 probabilities of the classification head, or None
-    returns : :class:`Scores`
+    spec : ScoreSpec with (h/p) * (w/p) == L
+    returns : :class:`Passes`
     """
+    patch = spec.patch
     k, n, l, d = teacher.shape
     c = d // (patch * patch)
-    # read (2K + 1) * N*L*D floats, write 2*N*L + N (+ N*h*w with maps)
+    # read (2K + 1) * N*L*D floats, write 2*K*N*L (+ N*h*w with maps)
     a = np.ones(c, np.float32)
-    a[c - 1] = map_channel_weight
+    a[c - 1] = spec.map_channel_weight
     a_tok = np.tile(a, patch * patch)  # (D,): the channel weight of every token value
     norm = np.float32(a_tok.sum())
-    err_k = ((target[None] - teacher) ** 2 * a_tok).sum(axis=-1, dtype=np.float32) / norm  # (K, N, L)
-    disc_k = ((teacher - student) ** 2 * a_tok).sum(axis=-1, dtype=np.float32) / norm
-    use = {"all": np.ones_like(hidden), "visible": 1 - hidden, "hidden": hidden}[tokens].astype(np.float32)
-    count = use.sum(axis=0)  # (N, L) passes that judge each token
-    safe = np.maximum(count, 1)
-    token_error = ((err_k * use).sum(axis=0) / safe).astype(np.float32)
-    token_discrepancy = ((disc_k * use).sum(axis=0) / safe).astype(np.float32)
-    dw = np.float32(discrepancy_weight)
-    token_score = token_error + dw * token_discrepancy  # (N, L)
-    m = (count > 0).astype(np.float32)
-    if not uniform:
-        m = m * weights
-    if frame_reduce == "mean":
-        total = m.sum(axis=-1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            frame = np.where(total > 0, (m * token_score).sum(axis=-1) / total, 0)
-    else:
-        top = m.max(axis=-1, keepdims=True)
-        relative = token_score * m / np.where(top > 0, top, 1)  # (N, L); 0 for unjudged tokens
-        k_top = top_count(frame_reduce, top_fraction, l)
-        frame = np.sort(relative, axis=-1)[:, l - k_top:].mean(axis=-1, dtype=np.float32)
-    frame = add_classification(frame.astype(np.float32), classification, classification_weight)
-
+    error = ((target[None] - teacher) ** 2 * a_tok).sum(axis=-1, dtype=np.float32) / norm  # (K, N, L)
+    discrepancy = ((teacher - student) ** 2 * a_tok).sum(axis=-1, dtype=np.float32) / norm
     maps = None
     if with_maps:
+        use = judged_passes(spec.tokens, hidden)  # (K, N, L)
+        count = use.sum(axis=0)
+        safe = np.maximum(count, 1)
         peak = weights.max(axis=-1, keepdims=True)  # (N, 1)
         with np.errstate(invalid="ignore", divide="ignore"):
             relative = np.where(peak > 0, weights / peak, np.float32(1)).astype(np.float32)  # (N, L)
         te = teacher.reshape(k, n, l, patch * patch, c)
         pixels = ((teacher - student) ** 2).reshape(k, n, l, patch * patch, c).mean(axis=-1)  # (K, N, L, p*p)
-        predicted = np.clip((te[..., c - 1] - np.float32(map_low)) / np.float32(1 - map_low), 0, 1)
-        per_pass = np.float32(map_weight) * predicted + dw * pixels  # (K, N, L, p*p)
+        predicted = np.clip((te[..., c - 1] - np.float32(spec.map_normal)) / np.float32(1 - spec.map_normal), 0, 1)
+        per_pass = np.float32(spec.map_weight) * predicted + np.float32(spec.discrepancy_weight) * pixels
         pixel_score = (per_pass * use[..., None]).sum(axis=0) / safe[..., None] * (relative * (count > 0))[..., None]
-        maps = unpatchify(pixel_score.astype(np.float32), patch, *size)[:, 0]  # (N, h, w)
-    return Scores(token_error, token_discrepancy, frame.astype(np.float32), maps)
+        maps = unpatchify(pixel_score.astype(np.float32), patch, *spec.size)[:, 0]  # (N, h, w)
+    return Passes(error.astype(np.float32), discrepancy.astype(np.float32), maps)
+
+
+def score(target: np.ndarray, teacher: np.ndarray, student: np.ndarray, hidden: np.ndarray, weights: np.ndarray,
+          spec: ScoreSpec, classification: np.ndarray | None = None, with_maps: bool = True) -> Scores:
+    """The whole back end, the twin of :func:`sdmae.kernels.score`: :func:`score_passes`,
+    then :func:`sdmae.score.frame_scores` (arguments as there)."""
+    passes = score_passes(target, teacher, student, hidden, weights, spec, with_maps)
+    return Scores(*frame_scores(spec, passes.error, passes.discrepancy, hidden, weights, classification),
+                  passes.maps)

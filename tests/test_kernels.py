@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 import sdmae
 from sdmae import kernels, reference
+from sdmae.score import ScoreSpec
 
 # float32 tolerance, defined once: relative, plus absolute scaled by the magnitude.
 RTOL, ATOL = 2e-5, 2e-6
@@ -200,9 +201,16 @@ def test_prepare_writes_into_out(rng):
     assert_close(out.weights, reference.prepare(frames, np.array([1, 3]), (8, 8), 4).weights)
 
 
-SCORE_OPTIONS = [  # (tokens, uniform, frame_reduce, map_channel_weight, map_low)
-    ("all", False, "mean", 1.0, 0.0), ("visible", True, "mean", 3.0, -1.0), ("hidden", False, "max", 0.5, -1.0),
-    ("visible", True, "max", 1.0, 0.0), ("all", True, "top", 3.0, -1.0), ("visible", False, "top", 1.0, 0.0)]
+SCORE_OPTIONS = [  # (tokens, token_weighting, frame_reduce, map_channel_weight, map_normal)
+    ("all", "motion", "mean", 1.0, 0.0), ("visible", "uniform", "mean", 3.0, -1.0),
+    ("hidden", "motion", "max", 0.5, -1.0), ("visible", "uniform", "max", 1.0, 0.0),
+    ("all", "uniform", "top", 3.0, -1.0), ("visible", "motion", "top", 1.0, 0.0)]
+
+
+def spec_of(options, p, size, **more):
+    tokens, weighting, reduce, cw, normal = options
+    return ScoreSpec(p, size, map_normal=normal, tokens=tokens, token_weighting=weighting, frame_reduce=reduce,
+                     map_channel_weight=cw, **more)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -214,23 +222,28 @@ SCORE_OPTIONS = [  # (tokens, uniform, frame_reduce, map_channel_weight, map_low
     # maps: the four-pixels-at-a-time path needs c == 4 and p % 4 == 0; these take the general one
     (2, 2, (12, 12), 2, 4, True, True), (1, 2, (12, 16), 4, 3, True, True), (2, 1, (6, 9), 3, 4, True, True)])
 def test_score_matches_twin(rng, backend, kind, options, k, n, size, p, c, with_maps, has_student):
-    tokens, uniform, reduce, cw, low = options
     l, d = (size[0] // p) * (size[1] // p), p * p * c
     target = rng.standard_normal((n, l, d), dtype=np.float32)
     teacher, student = (rng.standard_normal((k, n, l, d), dtype=np.float32) for _ in range(2))
     hidden = (rng.random((k, n, l)) < 0.5).astype(np.float32)
-    hidden[:, 0, 0] = 1.0 if tokens == "visible" else 0.0  # a token no selected pass judges (unless "all")
+    hidden[:, 0, 0] = 1.0 if options[0] == "visible" else 0.0  # a token no selected pass judges (unless "all")
     weights = reference.token_weights(rng.random((n, 3) + size, dtype=np.float32), p)
     weights[0] = 0  # degenerate weights: the map falls back to relative weight 1
+    spec = spec_of(options, p, size, discrepancy_weight=0.7, top_fraction=0.1, map_weight=1.3)
     arrays = [target, teacher, student if has_student else None, weights, hidden]
     target_, teacher_, student_, weights_, hidden_ = (None if a is None else on(backend, layout(a, kind))
                                                       for a in arrays)
-    got = kernels.score(target_, teacher_, student_, weights_, p, size, hidden=hidden_, discrepancy_weight=0.7,
-                        map_channel_weight=cw, map_low=low, tokens=tokens, uniform=uniform, frame_reduce=reduce,
-                        top_fraction=0.1, map_weight=1.3, with_maps=with_maps, backend=backend)
-    expected = reference.score(target, teacher, student if has_student else teacher, hidden, weights, p, size, 0.7,
-                               cw, low, tokens, uniform, reduce, 1.3, with_maps, 0.1)
-    for a, b in zip(got, expected):
+    # the fused half, per pass
+    got = kernels.score_passes(target_, teacher_, student_, weights_, spec, hidden=hidden_, with_maps=with_maps,
+                               backend=backend)
+    expected = reference.score_passes(target, teacher, student if has_student else teacher, hidden, weights, spec,
+                                      with_maps)
+    # and the whole score
+    got_all = kernels.score(target_, teacher_, student_, weights_, spec, hidden=hidden_, with_maps=with_maps,
+                            backend=backend)
+    expected_all = reference.score(target, teacher, student if has_student else teacher, hidden, weights, spec,
+                                   with_maps=with_maps)
+    for a, b in zip(list(got) + list(got_all), list(expected) + list(expected_all)):
         if b is None:
             assert a is None
         else:
@@ -241,14 +254,16 @@ def test_score_formula_by_hand():
     target = np.zeros((1, 1, 4), np.float32)
     teacher = np.array([[[1, 2, 0, 0.5]]], np.float32)  # p=1, C=4: one pixel, the map channel predicts 0.5
     student = np.array([[[1, 0, 0, 0.5]]], np.float32)
-    s = kernels.score(target, teacher, student, np.ones((1, 1), np.float32), 1, (1, 1), discrepancy_weight=2.0)
+    spec = ScoreSpec(1, (1, 1), token_weighting="motion", frame_reduce="mean", map_channel_weight=1.0,
+                     discrepancy_weight=2.0)
+    s = kernels.score(target, teacher, student, np.ones((1, 1), np.float32), spec)
     assert s.token_error[0, 0] == pytest.approx((1 + 4 + 0 + 0.25) / 4)
     assert s.token_discrepancy[0, 0] == pytest.approx(4 / 4)
     assert s.frame[0] == pytest.approx(5.25 / 4 + 2.0)
     assert s.maps[0, 0, 0] == pytest.approx(0.5 + 2.0 * 1.0)
     # the map channel weighs 3: (1 + 4 + 0 + 3 * 0.25) / 6; a signed map reads 0.5 as probability 0.75
-    s = kernels.score(target, teacher, student, np.ones((1, 1), np.float32), 1, (1, 1), discrepancy_weight=0.0,
-                      map_channel_weight=3.0, map_low=-1.0)
+    spec = ScoreSpec(1, (1, 1), discrepancy_weight=0.0, map_channel_weight=3.0, map_normal=-1.0)
+    s = kernels.score(target, teacher, student, np.ones((1, 1), np.float32), spec)
     assert s.token_error[0, 0] == pytest.approx(5.75 / 6)
     assert s.maps[0, 0, 0] == pytest.approx(0.75)
 
@@ -261,16 +276,16 @@ def test_score_classification_term_matches_twin(rng, backend):
     weights = reference.token_weights(rng.random((n, 3, 4, 6), dtype=np.float32), p)
     head = rng.random((k, n), dtype=np.float32)
     args = [on(backend, a) for a in (target, teacher, student, weights, head)]
-    plain = kernels.score(*args[:4], p, (4, 6), with_maps=False, backend=backend)
-    got = kernels.score(*args[:4], p, (4, 6), classification=args[4], classification_weight=0.5, with_maps=False,
-                        backend=backend)
-    expected = reference.score(target, teacher, student, np.zeros((k, n, l), np.float32), weights, p, (4, 6),
-                               with_maps=False, classification=head, classification_weight=0.5)
+    plain = kernels.score(*args[:4], ScoreSpec(p, (4, 6)), with_maps=False, backend=backend)
+    spec = ScoreSpec(p, (4, 6), cls_weight=0.5)
+    got = kernels.score(*args[:4], spec, classification=args[4], with_maps=False, backend=backend)
+    expected = reference.score(target, teacher, student, np.zeros((k, n, l), np.float32), weights, spec,
+                               classification=head, with_maps=False)
     assert_close(got.frame, expected.frame)
     # by hand: the frame score plus half the head's probability averaged over the passes
     assert_close(got.frame, _host(plain.frame) + 0.5 * head.mean(axis=0))
     with pytest.raises(ValueError, match="classification must have shape"):
-        kernels.score(*args[:4], p, (4, 6), classification=args[4][:1], classification_weight=0.5, backend=backend)
+        kernels.score(*args[:4], spec, classification=args[4][:1], backend=backend)
 
 
 def _host(a):
@@ -283,15 +298,41 @@ def test_score_passes_judge_their_visible_tokens():
     teacher = np.stack([np.full((1, 2, 4), 1.0, np.float32), np.full((1, 2, 4), 3.0, np.float32)])  # (2, 1, 2, 4)
     hidden = np.array([[[1, 0]], [[0, 1]]], np.float32)
     w = np.full((1, 2), 0.5, np.float32)
-    visible = kernels.score(target, teacher, teacher, w, 1, (1, 2), hidden=hidden, tokens="visible")
+
+    def score(**spec):
+        return kernels.score(target, teacher, teacher, w, ScoreSpec(1, (1, 2), map_channel_weight=1.0, **spec),
+                             hidden=hidden)
+
+    visible = score(tokens="visible", frame_reduce="mean")
     np.testing.assert_allclose(visible.token_error, [[9.0, 1.0]])  # token 0 from pass 1, token 1 from pass 0
-    every = kernels.score(target, teacher, teacher, w, 1, (1, 2), hidden=hidden, tokens="all")
+    every = score(tokens="all", frame_reduce="mean")
     np.testing.assert_allclose(every.token_error, [[5.0, 5.0]])
-    top = kernels.score(target, teacher, teacher, w, 1, (1, 2), hidden=hidden, tokens="visible", frame_reduce="max")
-    assert top.frame[0] == pytest.approx(9.0)
-    both = kernels.score(target, teacher, teacher, w, 1, (1, 2), hidden=hidden, tokens="visible", frame_reduce="top",
-                         top_fraction=1.0)
+    assert score(tokens="visible", frame_reduce="max").frame[0] == pytest.approx(9.0)
+    both = score(tokens="visible", frame_reduce="top", top_fraction=1.0)
     assert both.frame[0] == pytest.approx(5.0)  # the mean of the two largest of two
+
+
+def test_kernel_spec_carries_every_field_under_its_name():
+    spec = ScoreSpec(4, (8, 12), map_normal=-1.0, tokens="hidden", map_channel_weight=2.5, discrepancy_weight=0.5,
+                     map_weight=1.5)
+    for module in [kernels._C] + ([kernels._C_cuda] if kernels._C_cuda is not None else []):
+        made = kernels._kernel_spec(module, spec)
+        for name in ("patch", "size", "map_normal", "tokens", "map_channel_weight", "discrepancy_weight",
+                     "map_weight"):
+            assert getattr(made, name) == getattr(spec, name), (module.__name__, name)
+        with pytest.raises(ValueError, match="tokens must be"):
+            module.ScoreSpec(patch=4, size=(8, 12), map_normal=0.0, tokens="some", map_channel_weight=1.0,
+                             discrepancy_weight=1.0, map_weight=1.0)
+
+
+@pytest.mark.skipif(kernels._C_cuda is None, reason="needs the CUDA module built")
+def test_cuda_score_binding_checks_its_tensors():
+    tok, w = torch.zeros((1, 6, 64)), torch.zeros((1, 6))
+    spec = kernels._kernel_spec(kernels._C_cuda, ScoreSpec(4, (8, 12)))
+    with pytest.raises(ValueError, match="target must be on a CUDA device"):
+        kernels._C_cuda.score_passes(tok, tok[None], tok[None], w[None], w, spec, w[None], w[None], None, 0)
+    with pytest.raises(ValueError, match="target must be"):
+        kernels._C_cuda.score_passes(w, tok[None], tok[None], w[None], w, spec, w[None], w[None], None, 0)
 
 
 def test_torch_cpu_tensors_in_and_out(rng):
@@ -321,6 +362,7 @@ F32 = np.zeros((2, 3, 8, 8), np.float32)
 FRAMES = np.zeros((5, 10, 12, 3), np.uint8)
 TOK = np.zeros((2, 4, 64), np.float32)
 W = np.full((2, 4), 0.25, np.float32)
+SPEC = ScoreSpec(4, (8, 8))
 IDS = np.zeros((2, 2), np.int64)
 
 
@@ -355,14 +397,17 @@ IDS = np.zeros((2, 2), np.int64)
     (lambda: kernels.prepare(FRAMES, [0], (8, 10), 4), ValueError, "multiple of the patch"),
     (lambda: kernels.prepare(FRAMES, [0], (8, 8), 4, offset=-1), ValueError, "offset must be >= 0"),
     (lambda: kernels.prepare(FRAMES, [0], 8, 4), ValueError, "size must be a pair"),
-    (lambda: kernels.score(TOK, TOK, TOK, W, 4, (8, 12)), ValueError, "target must have shape (N, 6,"),
-    (lambda: kernels.score(TOK, TOK[:1], TOK, W, 4, (8, 8)), ValueError, "teacher must have shape (K, *target.shape)"),
-    (lambda: kernels.score(TOK, TOK, TOK, W, 4, (8, 8), tokens="some"), ValueError, "tokens must be one of"),
-    (lambda: kernels.score(TOK, TOK, TOK, W, 4, (8, 8), frame_reduce="median"), ValueError, "frame_reduce must"),
-    (lambda: kernels.score(TOK, TOK, TOK, W, 4, (8, 8), hidden=W), ValueError, "hidden must have shape"),
-    (lambda: kernels.score(TOK, TOK, TOK, W[:, :3], 4, (8, 8)), ValueError, "weights must have shape (N, L)"),
-    (lambda: kernels.score(TOK, TOK, TOK.astype(np.float16), W, 4, (8, 8)), TypeError, "student must have dtype"),
-    (lambda: kernels.score(TOK[:0], TOK[:0], TOK[:0], W[:0], 4, (8, 8)), ValueError, "empty batch"),
+    (lambda: kernels.score(TOK, TOK, TOK, W, ScoreSpec(4, (8, 12))), ValueError, "target must have shape (N, 6,"),
+    (lambda: kernels.score(TOK, TOK[:1], TOK, W, SPEC), ValueError, "teacher must have shape (K, *target.shape)"),
+    (lambda: kernels.score(TOK, TOK, TOK, W, (4, (8, 8))), TypeError, "spec must be a sdmae.score.ScoreSpec"),
+    (lambda: ScoreSpec(4, (8, 8), tokens="some"), ValueError, "tokens must be one of"),
+    (lambda: ScoreSpec(4, (8, 8), frame_reduce="median"), ValueError, "frame_reduce must"),
+    (lambda: ScoreSpec(4, (8, 10)), ValueError, "size must be two positive multiples of patch 4"),
+    (lambda: ScoreSpec(4, (8, 8), map_normal=1.0), ValueError, "map_normal must be < 1"),
+    (lambda: kernels.score(TOK, TOK, TOK, W, SPEC, hidden=W), ValueError, "hidden must have shape"),
+    (lambda: kernels.score(TOK, TOK, TOK, W[:, :3], SPEC), ValueError, "weights must have shape (N, L)"),
+    (lambda: kernels.score(TOK, TOK, TOK.astype(np.float16), W, SPEC), TypeError, "student must have dtype"),
+    (lambda: kernels.score(TOK[:0], TOK[:0], TOK[:0], W[:0], SPEC), ValueError, "empty batch"),
 ])
 def test_bad_input_is_named(call, error, words):
     with pytest.raises(error) as info:
@@ -404,11 +449,11 @@ def test_random_shapes_and_dtypes_never_crash(op, dims, p, dtype, seed):
             got = kernels.prepare(a, centres, size, p)
             expected = lambda: reference.prepare(a, centres, size, p)  # noqa: E731
         else:
-            size = (p, 2 * p) if p > 0 else (0, 0)
+            spec = ScoreSpec(p, (p, 2 * p) if p > 0 else (0, 0))
             wts = np.full(a.shape[:2], 0.5, np.float32) if a.ndim >= 2 else a
-            got, expected = kernels.score(a, a * 0.5 if a.ndim else a, a, wts, p, size), None
+            got = kernels.score(a, a * 0.5 if a.ndim else a, a, wts, spec)
             hid = np.zeros((1,) + a.shape[:2], np.float32)
-            expected = lambda: reference.score(a, (a * 0.5)[None], a[None], hid, wts, p, size)  # noqa: E731
+            expected = lambda: reference.score(a, (a * 0.5)[None], a[None], hid, wts, spec)  # noqa: E731
     except (ValueError, TypeError):
         return
     want = expected()

@@ -1,12 +1,16 @@
 // Python bindings of the CUDA kernels (sdmae._C_cuda). Arguments are raw
 // device pointers and the current stream, passed by sdmae/kernels.py after it
-// has checked device, dtype, shape and contiguity of every tensor.
+// has checked device, dtype, shape and contiguity of every tensor; score_passes
+// takes the tensors and a ScoreSpec and checks them here as well.
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "../score_spec_binding.h"
 #include "ops_cuda.h"
 
 namespace py = pybind11;
@@ -81,6 +85,55 @@ std::string probe(int device) {
   return problem;
 }
 
+// The device address of a torch tensor, once it is what the kernel assumes:
+// float32, C-contiguous, on CUDA device `device`, of shape `shape`.
+std::uintptr_t device_address(py::handle t, const std::string& name, const std::vector<int64_t>& shape,
+                              int64_t device) {
+  auto fail = [&](const std::string& what) { throw std::invalid_argument("sdmae._C_cuda: " + name + " " + what); };
+  if (!py::hasattr(t, "data_ptr") || !py::hasattr(t, "is_cuda")) fail("must be a torch tensor");
+  if (!t.attr("is_cuda").cast<bool>()) fail("must be on a CUDA device");
+  if (t.attr("device").attr("index").cast<int64_t>() != device) fail("must be on the device of target");
+  if (py::str(t.attr("dtype")).cast<std::string>() != "torch.float32") fail("must have dtype float32");
+  if (!t.attr("is_contiguous")().cast<bool>()) fail("must be contiguous");
+  py::tuple got = t.attr("shape");
+  bool ok = got.size() == shape.size();
+  std::string want = "(";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    want += std::to_string(shape[i]) + (i + 1 < shape.size() ? ", " : ")");
+    if (ok && got[i].cast<int64_t>() != shape[i]) ok = false;
+  }
+  if (!ok) fail("must have shape " + want);
+  return t.attr("data_ptr")().cast<std::uintptr_t>();
+}
+
+void score_passes(py::object target, py::object teacher, py::object student, py::object hidden, py::object weights,
+                  const sdmae::ScoreSpec& spec, py::object error, py::object discrepancy, py::object maps,
+                  std::uintptr_t stream) {
+  py::tuple tshape = target.attr("shape"), pshape = teacher.attr("shape");
+  if (tshape.size() != 3 || pshape.size() != 4)
+    throw std::invalid_argument("sdmae._C_cuda: target must be (N, L, p*p*C) and teacher (K, N, L, p*p*C)");
+  const int64_t n = tshape[0].cast<int64_t>(), l = tshape[1].cast<int64_t>(), d = tshape[2].cast<int64_t>();
+  const int64_t k = pshape[0].cast<int64_t>(), p = spec.patch;
+  if (l != (spec.height / p) * (spec.width / p) || d <= 0 || d % (p * p) || k < 1)
+    throw std::invalid_argument("sdmae._C_cuda: target must be (N, (h/p)*(w/p), p*p*C) for spec.size and "
+                                "spec.patch, with at least one pass");
+  const int64_t device = py::hasattr(target, "device") && !target.attr("device").attr("index").is_none()
+                             ? target.attr("device").attr("index").cast<int64_t>() : -1;
+  const auto tg = device_address(target, "target", {n, l, d}, device);
+  const auto te = device_address(teacher, "teacher", {k, n, l, d}, device);
+  const auto st = device_address(student, "student", {k, n, l, d}, device);
+  const auto hd = device_address(hidden, "hidden", {k, n, l}, device);
+  const auto wt = device_address(weights, "weights", {n, l}, device);
+  const auto er = device_address(error, "error", {k, n, l}, device);
+  const auto dc = device_address(discrepancy, "discrepancy", {k, n, l}, device);
+  const auto mp = maps.is_none() ? 0 : device_address(maps, "maps", {n, spec.height, spec.width}, device);
+  require_device();
+  py::gil_scoped_release release;
+  sdmae::cuda::score_passes(ptr<const float>(tg), ptr<const float>(te), ptr<const float>(st), ptr<const float>(hd),
+                            ptr<const float>(wt), k, n, d / (p * p), spec, ptr<float>(er), ptr<float>(dc),
+                            ptr<float>(mp), stream_of(stream));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C_cuda, m) {
@@ -112,16 +165,12 @@ PYBIND11_MODULE(_C_cuda, m) {
                          ptr<const int64_t>(sample_slots), n, h, w, p, ptr<float>(cache), ptr<float>(inputs),
                          ptr<float>(gradients), ptr<float>(weights), stream_of(stream));
   });
-  m.def("score", [](std::uintptr_t target, std::uintptr_t teacher, std::uintptr_t student, std::uintptr_t hidden,
-                    std::uintptr_t weights, int64_t k, int64_t n, int64_t l, int64_t c, int64_t p, int64_t h, int64_t w,
-                    float discrepancy_weight, float map_channel_weight, float map_low, int tokens, bool uniform,
-                    int64_t frame_top, float map_weight, std::uintptr_t token_error, std::uintptr_t token_discrepancy,
-                    std::uintptr_t frame, std::uintptr_t maps, std::uintptr_t stream) {
-    require_device();
-    py::gil_scoped_release release;
-    sdmae::cuda::score(ptr<const float>(target), ptr<const float>(teacher), ptr<const float>(student),
-                       ptr<const float>(hidden), ptr<const float>(weights), k, n, l, c, p, h, w, discrepancy_weight,
-                       map_channel_weight, map_low, tokens, uniform, frame_top, map_weight, ptr<float>(token_error),
-                       ptr<float>(token_discrepancy), ptr<float>(frame), ptr<float>(maps), stream_of(stream));
-  });
+  sdmae::bind_score_spec(m);
+  m.def("score_passes", &score_passes, py::arg("target"), py::arg("teacher"), py::arg("student"), py::arg("hidden"),
+        py::arg("weights"), py::arg("spec"), py::arg("error"), py::arg("discrepancy"), py::arg("maps"),
+        py::arg("stream"),
+        R"(CUDA float32 tensors target (N, L, p*p*C), teacher/student (K, N, L, p*p*C), hidden (K, N, L),
+weights (N, L), spec a ScoreSpec -> error, discrepancy (K, N, L), maps (N, h, w) or None, written in
+place on `stream` (sdmae.reference.score_passes). Every tensor's device, dtype, shape and contiguity
+is checked first.)");
 }

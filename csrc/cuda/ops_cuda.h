@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "../score_spec.h"
+
 namespace sdmae {
 namespace cuda {
 
@@ -38,12 +40,10 @@ void prepare(const uint8_t* frames, int64_t h0, int64_t w0, const int64_t* slot_
              const int64_t* sample_slots, int64_t n, int64_t h, int64_t w, int64_t p, float* cache,
              float* inputs, float* gradients, float* weights, cudaStream_t s);
 
-// See csrc/ops.h and sdmae.reference.score.
-void score(const float* target, const float* teacher, const float* student, const float* hidden,
-           const float* weights, int64_t k, int64_t n, int64_t l, int64_t c, int64_t p, int64_t h, int64_t w,
-           float discrepancy_weight, float map_channel_weight, float map_low, int tokens, bool uniform,
-           int64_t frame_top, float map_weight, float* token_error, float* token_discrepancy, float* frame,
-           float* maps, cudaStream_t s);
+// See csrc/ops.h and sdmae.reference.score_passes.
+void score_passes(const float* target, const float* teacher, const float* student, const float* hidden,
+                  const float* weights, int64_t k, int64_t n, int64_t c, const ScoreSpec& spec, float* error,
+                  float* discrepancy, float* maps, cudaStream_t s);
 
 }  // namespace cuda
 }  // namespace sdmae
