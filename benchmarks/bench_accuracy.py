@@ -1,11 +1,14 @@
 """Accuracy on real footage: the detector against a model-free baseline and the authors' recipe.
 
-Two dev sets are cut from one real fixed-camera clip by ``sdmae.data.footage``
-(split 0 trains on the first half and tests on the second, split 1 the reverse;
-the anomalies are made of the footage itself: runners, cyclists, thrown
-objects, everybody sped up). Each recipe is trained on each split with every
-seed (the issue's budget: 160x224, patch 16, 30 teacher + 10 student epochs),
-and every row is scored on the split's test videos:
+Dev sets are cut from real fixed-camera clips by ``sdmae.data.footage``, two
+scenes (``footage.SCENES``): "campus", pedestrians on a path (Debian's
+opencv-doc ``vtest.avi``), and "skaters", a crowd on a frozen lake filmed in
+1902 (grain, flicker; tweepy's ``assets/video.mp4`` in Debian's source
+package). Each scene has two splits (split 0 trains on the first half and tests
+on the second, split 1 the reverse); the anomalies are made of the footage
+itself: runners, cyclists, thrown objects, everybody sped up. Each recipe is
+trained on each split with every seed (160x224, patch 16, 30 teacher + 10
+student epochs), and every row is scored on the split's test videos:
 
   constant              one score for every frame; must come out at 0.5
   frame difference      ``sdmae.baselines.frame_difference``: motion, no model
@@ -16,16 +19,19 @@ and every row is scored on the split's test videos:
   authors + sdmae training   sdmae's trained models, the authors' score
   sdmae default         the preset as shipped
 
-Micro and macro AUC, the mean over seeds and the min-max spread, one table
-per split; trained runs are kept in ``--work`` and reused.
+Micro and macro AUC, the mean over seeds and the min-max spread, one table per
+scene and split, then the default's per-video table (per-video AUC; normal
+frames' mean and 95th percentile; abnormal frames' mean), which shows when a
+busy normal video scores like an anomaly in a quiet one. Trained runs are kept
+in ``--work`` and reused.
 
-The clip: Debian's opencv-doc ships ``vtest.avi`` (768x576, 795 frames,
-10 fps, pedestrians):  apt-get download opencv-doc && dpkg-deb -x opencv-doc_*.deb x
-then pass --footage x/usr/share/doc/opencv-doc/examples/data/vtest.avi (or set
-SDMAE_FOOTAGE). ``--quick`` runs a smoke test on the synthetic street in seconds.
+The clips: ``--footage`` / ``$SDMAE_FOOTAGE`` (campus), ``--skaters`` /
+``$SDMAE_FOOTAGE_SKATERS``; run without them to see where the script looks and
+how to get each clip. ``--quick`` runs a smoke test on the synthetic street in
+seconds.
 
-Run: python benchmarks/bench_accuracy.py [--footage FILE] [--work DIR] [--seeds 0 1]
-     [--batch-size N] [--training-changes] [--quick] [--json FILE]
+Run: python benchmarks/bench_accuracy.py [--footage FILE] [--skaters FILE] [--scenes campus skaters]
+     [--work DIR] [--seeds 0 1] [--batch-size N] [--training-changes] [--quick] [--json FILE]
 """
 
 from __future__ import annotations
@@ -44,9 +50,9 @@ import torch
 from sdmae.baselines import frame_difference
 from sdmae.config import get_preset, recipe_changes
 from sdmae.data import load_dataset, make_clip
-from sdmae.data.footage import find_footage, make_footage_dataset
+from sdmae.data.footage import SCENES, event_plan, find_footage, make_footage_dataset
 from sdmae.detector import Detector
-from sdmae.metrics import macro_auc, micro_auc
+from sdmae.metrics import macro_auc, micro_auc, roc_auc
 from sdmae.postprocess import smooth_scores
 from sdmae.train import TrainFrames, load_checkpoint, train
 
@@ -120,7 +126,9 @@ def rows_for(s: Setting, training_changes: bool) -> list[tuple[str, str, dict]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--footage", help="fixed-camera clip (default: $SDMAE_FOOTAGE or Debian's vtest.avi)")
+    ap.add_argument("--footage", help="the campus clip (default: $SDMAE_FOOTAGE or Debian's vtest.avi)")
+    ap.add_argument("--skaters", help="the skaters clip (default: $SDMAE_FOOTAGE_SKATERS)")
+    ap.add_argument("--scenes", nargs="+", choices=list(SCENES), default=list(SCENES))
     ap.add_argument("--work", default="bench-accuracy", help="dev sets and trained runs (reused)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--batch-size", type=int, help="training batch for every recipe (default: the preset's)")
@@ -131,63 +139,112 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.manual_seed(0)
     s = Setting(batch_size=args.batch_size)
-    work = Path(args.work)
-    footage = args.footage or find_footage()
+    given = {"campus": args.footage, "skaters": args.skaters}
+    clips = {scene: given[scene] or find_footage(scene) for scene in args.scenes}
     if args.quick:
         s = Setting(preset="tiny", input_size=(64, 96), patch=8, epochs=1, student_epochs=1, sigma=1.0,
                     batch_size=args.batch_size)
         args.seeds = args.seeds[:1]
-        if footage is None:
-            footage = make_clip(0, num_frames=160, size=(144, 192))[0]  # a street with walkers
-    if footage is None:
-        print("no footage: pass --footage, set SDMAE_FOOTAGE, or get Debian's clip with\n"
-              "  apt-get download opencv-doc && dpkg-deb -x opencv-doc_*.deb x\n"
-              "  (x/usr/share/doc/opencv-doc/examples/data/vtest.avi)", file=sys.stderr)
+        clips = {"synthetic street": make_clip(0, num_frames=160, size=(144, 192))[0]}  # walkers
+    for scene in [k for k, v in clips.items() if v is None]:
+        print(f"no {scene} clip ({SCENES[scene].description}): pass --{'footage' if scene == 'campus' else scene}, "
+              f"set {SCENES[scene].env}, or get it with\n  {SCENES[scene].how_to_get}", file=sys.stderr)
+        del clips[scene]
+    if not clips:
         return 2
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
     rows = rows_for(s, args.training_changes)
-    recipes = sorted({r for _, r, _ in rows})
-    print(f"# accuracy on real footage: {footage if isinstance(footage, (str, Path)) else 'synthetic street'}")
+    print(f"# accuracy on real footage: {', '.join(clips)}")
     print(f"preset {s.preset} at {s.input_size[0]}x{s.input_size[1]} p{s.patch}, {s.epochs} + {s.student_epochs} "
           f"epochs, seeds {args.seeds}, smoothing sigma {s.sigma} frames (centred, normalised), torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads\n")
-    results: dict = {"setting": dataclasses.asdict(s), "seeds": args.seeds, "splits": {}}
-    for split in SPLITS:
-        data = make_footage_dataset(footage, work / "dev" / f"split{split}", split=split, seed=0,
-                                    num_test=2 if args.quick else 4, width=0 if args.quick else 384,
-                                    fps=10.0 if args.quick else None)
-        records = load_dataset(data, "avenue", "test")
-        videos = [r.frames() for r in records]
-        labels = [r.labels for r in records]
-        frames = TrainFrames.from_dataset(data, "avenue", s.input_size, progress=False)
-        runs = {(r, seed): trained(r, split, seed, data, frames, work, s, log) if "+" not in r
-                else trained_change(r, split, seed, data, frames, work, s, log)
-                for r in recipes for seed in args.seeds}
-        table = {"constant": [aucs([smooth_scores(np.zeros(len(v)), s.sigma) for v in videos], labels)],
-                 "frame difference": [aucs([smooth_scores(frame_difference(v, s.input_size), s.sigma)
-                                            for v in videos], labels)]}
-        for label, recipe, changes in rows:
-            table[label] = [aucs(model_scores(runs[recipe, seed], changes, videos, s.sigma), labels)
-                            for seed in args.seeds]
-        sweep = {sigma: [aucs(model_scores(runs["sdmae", seed], {}, videos, sigma), labels) for seed in args.seeds]
-                 for sigma in (0.0, 1.0, 2.0, 3.0, 5.0, 8.0)}
-        n_frames, abnormal = sum(map(len, labels)), sum(int(x.sum()) for x in labels)
-        print(f"## split {split}: train on the {'first' if split == 0 else 'second'} half ({len(frames)} frames), "
-              f"test {len(videos)} videos, {n_frames} frames, {100 * abnormal / n_frames:.0f} % abnormal\n")
-        print("| row | micro AUC | macro AUC |")
-        print("|---|---:|---:|")
-        for label, values in table.items():
-            print(f"| {label} | {_fmt([v[0] for v in values])} | {_fmt([v[1] for v in values])} |")
-        print("\nsdmae default, smoothing sigma sweep (frames): "
-              + ", ".join(f"{sg:g}: {np.mean([v[0] for v in vals]):.3f}" for sg, vals in sweep.items()) + "\n")
-        results["splits"][split] = {"rows": table, "sigma_sweep": {str(k): v for k, v in sweep.items()},
-                                    "frames": n_frames, "abnormal": abnormal}
+    results: dict = {"setting": dataclasses.asdict(s), "seeds": args.seeds, "scenes": {}}
+    for scene, footage in clips.items():
+        results["scenes"][scene] = {}
+        for split in SPLITS:
+            if args.quick:
+                dataset = dict(num_test=2, width=0, fps=10.0)
+            else:
+                dataset = SCENES[scene].dataset
+            data = make_footage_dataset(footage, Path(args.work) / scene / "dev" / f"split{split}", split=split,
+                                        seed=0, **dataset)
+            plan = event_plan(dataset["num_test"], 0, split)
+            results["scenes"][scene][split] = bench_split(scene, split, data, plan, rows, args.seeds,
+                                                          Path(args.work) / scene, s, log)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0
+
+
+def bench_split(scene: str, split: int, data: Path, plan: list, rows: list, seeds: list[int], work: Path,
+                s: Setting, log) -> dict:
+    """Train (or reuse) every recipe of ``rows`` on one split, print its tables, return the numbers."""
+    records = load_dataset(data, "avenue", "test")
+    videos = [r.frames() for r in records]
+    labels = [r.labels for r in records]
+    frames = TrainFrames.from_dataset(data, "avenue", s.input_size, progress=False)
+    recipes = sorted({r for _, r, _ in rows})
+    runs = {(r, seed): trained(r, split, seed, data, frames, work, s, log) if "+" not in r
+            else trained_change(r, split, seed, data, frames, work, s, log)
+            for r in recipes for seed in seeds}
+    table = {"constant": [aucs([smooth_scores(np.zeros(len(v)), s.sigma) for v in videos], labels)],
+             "frame difference": [aucs([smooth_scores(frame_difference(v, s.input_size), s.sigma)
+                                        for v in videos], labels)]}
+    default_scores = [model_scores(runs["sdmae", seed], {}, videos, s.sigma) for seed in seeds]
+    for label, recipe, changes in rows:
+        table[label] = [aucs(model_scores(runs[recipe, seed], changes, videos, s.sigma), labels)
+                        if label != "sdmae default" else aucs(default_scores[i], labels)
+                        for i, seed in enumerate(seeds)]
+    sweep = {sigma: [aucs(model_scores(runs["sdmae", seed], {}, videos, sigma), labels) for seed in seeds]
+             for sigma in (0.0, 1.0, 2.0, 3.0, 5.0, 8.0)}
+    n_frames, abnormal = sum(map(len, labels)), sum(int(x.sum()) for x in labels)
+    print(f"## {scene}, split {split}: train on the {'first' if split == 0 else 'second'} half ({len(frames)} "
+          f"frames), test {len(videos)} videos, {n_frames} frames, {100 * abnormal / n_frames:.0f} % abnormal\n")
+    print("| row | micro AUC | macro AUC |")
+    print("|---|---:|---:|")
+    for label, values in table.items():
+        print(f"| {label} | {_fmt([v[0] for v in values])} | {_fmt([v[1] for v in values])} |")
+    print("\nsdmae default, smoothing sigma sweep (frames): "
+          + ", ".join(f"{sg:g}: {np.mean([v[0] for v in vals]):.3f}" for sg, vals in sweep.items()) + "\n")
+    per_video = per_video_table(records, plan, default_scores, labels)
+    print("sdmae default per test video (smoothed scores, mean over seeds):\n")
+    print("| video | events | frames (abnormal) | per-video AUC | normal: mean / p95 | abnormal: mean |")
+    print("|---|---|---:|---:|---:|---:|")
+    for v in per_video:
+        auc = "-" if v["auc"] is None else f"{v['auc']:.3f}"
+        normal = "-" if v["normal_mean"] is None else f"{v['normal_mean']:.3f} / {v['normal_p95']:.3f}"
+        ab = "-" if v["abnormal_mean"] is None else f"{v['abnormal_mean']:.3f}"
+        print(f"| {v['name']} | {v['events']} | {v['frames']} ({v['abnormal']}) | {auc} | {normal} | {ab} |")
+    print()
+    return {"rows": table, "sigma_sweep": {str(k): v for k, v in sweep.items()}, "frames": n_frames,
+            "abnormal": abnormal, "per_video": per_video}
+
+
+def per_video_table(records: list, plan: list, scores_per_seed: list[list[np.ndarray]], labels: list) -> list[dict]:
+    """Per test video: its events, per-video AUC and the level of its normal and abnormal frames
+    (each a mean over seeds; None where the video has no frame of that kind)."""
+    out = []
+    for i, (record, events, y) in enumerate(zip(records, plan, labels)):
+        y = np.asarray(y).astype(bool)
+        per_seed = [seed_scores[i] for seed_scores in scores_per_seed]
+
+        def mean(f):
+            return float(np.mean([f(x) for x in per_seed]))
+
+        both = 0 < y.sum() < len(y)
+        out.append({
+            "name": record.name,
+            "events": ", ".join(f"{kind} ({where})" for kind, where in events),
+            "frames": len(y), "abnormal": int(y.sum()),
+            "auc": mean(lambda x: roc_auc(x, y)) if both else None,
+            "normal_mean": mean(lambda x: x[~y].mean()) if (~y).any() else None,
+            "normal_p95": mean(lambda x: np.percentile(x[~y], 95)) if (~y).any() else None,
+            "abnormal_mean": mean(lambda x: x[y].mean()) if y.any() else None,
+        })
+    return out
 
 
 def trained_change(recipe: str, split: int, seed: int, data: Path, frames, work: Path, s: Setting, log) -> Path:

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from sdmae.data import load_dataset, make_clip
-from sdmae.data.footage import FOOTAGE_KINDS, _event_plan, make_footage_clips, make_footage_dataset
+from sdmae.data.footage import (FOOTAGE_KINDS, SCENES, _Patches, event_plan, find_footage, make_footage_clips,
+                                  make_footage_dataset)
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +46,11 @@ def test_sprites_change_pixels_only_where_labelled(footage):
 
 
 def test_the_plan_puts_every_kind_at_start_middle_and_end():
-    plans = _event_plan(4, seed=0, split=0) + _event_plan(4, seed=0, split=1)
+    plans = event_plan(4, seed=0, split=0) + event_plan(4, seed=0, split=1)
     events = [e for video in plans for e in video]
     assert {k for k, _ in events} == set(FOOTAGE_KINDS)
     assert {w for _, w in events} == {"start", "middle", "end"}
-    assert _event_plan(4, 0, 0) == _event_plan(4, 0, 0)
+    assert event_plan(4, 0, 0) == event_plan(4, 0, 0)
 
 
 def test_dataset_round_trips_in_the_avenue_layout(footage, tmp_path):
@@ -74,3 +75,38 @@ def test_bad_footage_is_refused(footage):
     empty = np.full((120, 96, 128, 3), 100, np.uint8)  # nobody walks: nothing to cut out
     with pytest.raises(ValueError, match="no person"):
         make_footage_clips(empty)
+
+
+def test_a_crowd_gets_followed_windows_and_events_a_third_of_a_video_long(footage):
+    clips = make_footage_clips(footage, split=0, seed=0, num_test=2, crowd=True)
+    for c in clips["test"]:
+        for e in c.events:
+            if e["kind"] != "speedup":
+                assert e["end"] - e["start"] + 1 <= len(c.frames) // 3 + 1
+        assert c.labels.any() and not c.labels.all()
+
+
+def test_patch_tracks_follow_what_moves():
+    # a dark square walks right 2 px a frame over a grey floor: the window must follow it
+    frames = np.full((30, 96, 96, 3), 128, np.uint8)
+    for t in range(30):
+        frames[t, 60:84, 10 + 2 * t: 20 + 2 * t] = 20
+    (track,) = _Patches(frames, 24).tracks(np.random.default_rng(0), count=1, length=10)
+    x0 = [box[1] for box in track.boxes]
+    assert np.allclose(np.diff(x0), 2, atol=1)
+
+
+def test_frame_step_keeps_every_other_frame(footage, tmp_path):
+    root = make_footage_dataset(footage, tmp_path / "dev", split=0, seed=0, num_test=2, width=0, fps=10,
+                                frame_step=2)
+    frames = sum(r.num_frames for r in load_dataset(root, "avenue", "train"))
+    assert frames == len(footage[::2]) // 2 - 5
+
+
+def test_scenes_say_where_their_clips_are(monkeypatch, tmp_path):
+    clip = tmp_path / "skaters.mp4"
+    clip.write_bytes(b"")
+    monkeypatch.setenv(SCENES["skaters"].env, str(clip))
+    assert find_footage("skaters") == clip
+    with pytest.raises(ValueError, match="unknown scene"):
+        find_footage("moon")

@@ -40,25 +40,55 @@ from scipy import ndimage as ndi
 from sdmae.data.layouts import LAYOUT_WRITERS, LabelledClip, up_to_date, write_dataset
 from sdmae.data.video import read_video
 
-__all__ = ["FOOTAGE_KINDS", "FOOTAGE_SEARCH_PATHS", "find_footage", "make_footage_dataset",
-           "make_footage_clips"]
+__all__ = ["FOOTAGE_KINDS", "SCENES", "Scene", "event_plan", "find_footage", "make_footage_dataset", "make_footage_clips"]
 
 FOOTAGE_KINDS = ("running", "cycling", "thrown", "speedup")
 POSITIONS = ("start", "middle", "end")
 _MARKER = ".sdmae-footage.json"
-# Debian's opencv-doc ships a 795-frame pedestrian clip (768x576, 10 fps):
-#   apt-get download opencv-doc && dpkg-deb -x opencv-doc_*.deb <dir>
-FOOTAGE_SEARCH_PATHS = (
-    "/usr/share/doc/opencv-doc/examples/data/vtest.avi",
-    "~/.cache/sdmae/vtest.avi",
-)
 
 
-def find_footage() -> Path | None:
-    """The real clip to build dev sets from: ``$SDMAE_FOOTAGE``, else the first of
-    :data:`FOOTAGE_SEARCH_PATHS` that exists, else None."""
-    env = os.environ.get("SDMAE_FOOTAGE")
-    for p in ([env] if env else []) + list(FOOTAGE_SEARCH_PATHS):
+@dataclass(frozen=True)
+class Scene:
+    """A real fixed-camera clip that Debian ships, and how to cut dev sets from it."""
+
+    description: str
+    env: str  # environment variable that may name the clip
+    search_paths: tuple[str, ...]  # where the clip lies once unpacked
+    how_to_get: str  # shell commands that fetch and unpack it
+    dataset: dict  # make_footage_dataset arguments for this clip
+
+
+SCENES = {
+    "campus": Scene(
+        "pedestrians on a campus path, 768x576 at 10 fps, 795 frames (opencv-doc's vtest.avi)",
+        "SDMAE_FOOTAGE",
+        ("/usr/share/doc/opencv-doc/examples/data/vtest.avi", "~/.cache/sdmae/vtest.avi"),
+        "apt-get download opencv-doc && dpkg-deb -x opencv-doc_*.deb x\n"
+        "  (the clip: x/usr/share/doc/opencv-doc/examples/data/vtest.avi)",
+        dict(num_test=4, width=384),
+    ),
+    # A 1902 film of skaters on a frozen lake, from a tripod: grain, flicker, a crowd
+    # that background subtraction cannot split into people (hence crowd=True), and
+    # every frame twice (15 fps film at 29.97 fps, hence frame_step=2: 364 frames).
+    "skaters": Scene(
+        "skaters on a frozen lake, filmed in 1902, 320x240, 364 distinct frames at 15 fps (tweepy's assets/video.mp4)",
+        "SDMAE_FOOTAGE_SKATERS",
+        ("~/.cache/sdmae/skaters.mp4",),
+        "a deb-src line for the machine's Debian archive, apt-get update, then\n"
+        "  apt-get source --download-only tweepy && tar xzf tweepy_*.orig.tar.gz\n"
+        "  (the clip: tweepy-*/assets/video.mp4; set SDMAE_FOOTAGE_SKATERS or copy it to ~/.cache/sdmae/skaters.mp4)",
+        dict(num_test=2, width=384, frame_step=2, crowd=True),
+    ),
+}
+
+
+def find_footage(scene: str = "campus") -> Path | None:
+    """The clip of ``scene`` (a key of :data:`SCENES`): the file its environment
+    variable names, else the first of its search paths that exists, else None."""
+    if scene not in SCENES:
+        raise ValueError(f"unknown scene {scene!r}; choose one of {', '.join(SCENES)}")
+    env = os.environ.get(SCENES[scene].env)
+    for p in ([env] if env else []) + list(SCENES[scene].search_paths):
         path = Path(p).expanduser()
         if path.is_file():
             return path
@@ -176,6 +206,63 @@ class _People:
                 if len(times) >= min_len:
                     tracks.append(_Track(times, boxes, sprites))
         return tracks
+
+
+class _Patches:
+    """People in a crowd, where background subtraction merges them into one blob:
+    windows of a person's size around the strongest motion, followed from frame to
+    frame by block matching, with a soft elliptical cut-out.
+
+    frames : (T, H, W, 3) uint8, the part of the clip to cut from
+    height : person height in pixels (the window is ``height`` x ``0.45 * height``)
+    """
+
+    SEARCH = 6  # px a window may move between frames
+
+    def __init__(self, frames: np.ndarray, height: int):
+        self.frames = frames
+        self.h, self.w = int(height), max(4, int(0.45 * height))
+        yy, xx = np.mgrid[-1:1:self.h * 1j, -1:1:self.w * 1j]
+        self.alpha = ndi.gaussian_filter((yy ** 2 + xx ** 2 <= 1).astype(np.float32), 1.0)
+
+    def _follow(self, t: int, y: int, x: int) -> tuple[int, int]:
+        """Where the window at (y, x) in frame t went in frame t + 1 (least squared difference)."""
+        f0 = self.frames[t].astype(np.float32)
+        f1 = self.frames[t + 1].astype(np.float32)
+        H, W = f0.shape[:2]
+        ref = f0[y: y + self.h, x: x + self.w]
+        best, where = np.inf, (y, x)
+        for dy in range(-self.SEARCH, self.SEARCH + 1):
+            for dx in range(-self.SEARCH, self.SEARCH + 1):
+                ny, nx = y + dy, x + dx
+                if 0 <= ny <= H - self.h and 0 <= nx <= W - self.w:
+                    d = float(((f1[ny: ny + self.h, nx: nx + self.w] - ref) ** 2).mean())
+                    if d < best:
+                        best, where = d, (ny, nx)
+        return where
+
+    def tracks(self, rng, count: int = 12, length: int = 16) -> list[_Track]:
+        """``count`` windows, each placed on the strongest motion of a random frame
+        (in the lower two thirds, where the people are) and followed ``length`` frames."""
+        T, H, W = self.frames.shape[:3]
+        if T < length + 2 or H < self.h or W < self.w:
+            return []
+        out = []
+        for t0 in rng.choice(np.arange(1, T - length - 1), size=min(count, T - length - 2), replace=False):
+            motion = np.abs(self.frames[t0 + 1].astype(np.float32) - self.frames[t0 - 1]).mean(axis=2)
+            motion[: H // 3] = 0
+            energy = ndi.uniform_filter(motion, (self.h, self.w))
+            cy, cx = np.unravel_index(np.argmax(energy), energy.shape)
+            y = int(np.clip(cy - self.h // 2, 0, H - self.h))
+            x = int(np.clip(cx - self.w // 2, 0, W - self.w))
+            times, boxes, sprites = [], [], []
+            for t in range(int(t0), int(t0) + length):
+                times.append(t)
+                boxes.append((y, x, y + self.h, x + self.w))
+                sprites.append(_Sprite(self.frames[t, y: y + self.h, x: x + self.w].astype(np.float32), self.alpha))
+                y, x = self._follow(t, y, x)
+            out.append(_Track(times, boxes, sprites))
+        return out
 
 
 def _iou(a, b) -> float:
@@ -296,8 +383,10 @@ def _start_frame(position: str, length: int, T: int) -> int:
 
 
 def _render_test_video(frames: np.ndarray, source: range, people: _People, tracks: list[_Track],
-                       walk: float, events: list[tuple[str, str]], rng) -> LabelledClip:
-    """One test video over the frames ``source`` (indices into ``frames``) with ``events``."""
+                       walk: float, events: list[tuple[str, str]], rng, max_event: int | None = None) -> LabelledClip:
+    """One test video over the frames ``source`` (indices into ``frames``) with ``events``;
+    a path longer than ``max_event`` frames keeps its middle part (the object crosses
+    the middle of the frame)."""
     H, W = frames.shape[1:3]
     index = list(source)
     plans = []
@@ -311,6 +400,9 @@ def _render_test_video(frames: np.ndarray, source: range, people: _People, track
         else:
             track = tracks[int(rng.integers(len(tracks)))]
             path = _SPRITE_KINDS[kind](track, walk, H, W, rng)
+            if max_event and len(path) > max_event:
+                cut = (len(path) - max_event) // 2
+                path = path[cut: cut + max_event]
             plans.append((oid, kind, position, len(path), path))
     T = len(index)
     out = np.empty((T, H, W, 3), np.float32)
@@ -336,7 +428,7 @@ def _render_test_video(frames: np.ndarray, source: range, people: _People, track
     return LabelledClip(np.clip(out + 0.5, 0, 255).astype(np.uint8), ids, events_out)
 
 
-def _event_plan(num_test: int, seed: int, split: int) -> list[list[tuple[str, str]]]:
+def event_plan(num_test: int, seed: int, split: int) -> list[list[tuple[str, str]]]:
     """Two, one, two, one ... events per test video (about a third of the frames
     abnormal). Kinds rotate, in an order drawn from (seed, split), and so do the
     places (start and end, middle, start and middle, end): anomalies sit at the
@@ -366,7 +458,7 @@ def _shrink(frames: np.ndarray, width: int) -> np.ndarray:
 
 
 def make_footage_clips(frames: np.ndarray, *, split: int = 0, seed: int = 0, num_train: int = 2,
-                       num_test: int = 4, gap: int = 10) -> dict[str, list[LabelledClip]]:
+                       num_test: int = 4, gap: int = 10, crowd: bool = False) -> dict[str, list[LabelledClip]]:
     """Cut a fixed-camera clip into normal training videos and test videos with anomalies.
 
     Parameters
@@ -382,6 +474,12 @@ def make_footage_clips(frames: np.ndarray, *, split: int = 0, seed: int = 0, num
     gap : int
         Frames left out between the halves, so no test frame nearly repeats a
         training frame.
+    crowd : bool
+        The people stand too close for background subtraction to single them
+        out (a crowd, a flickering film): cut person-sized windows around the
+        strongest motion instead (:class:`_Patches`), a quarter of the frame high;
+        an event lasts at most a third of its video (a short clip of slow skaters
+        would otherwise be abnormal throughout).
 
     Returns
     -------
@@ -401,7 +499,8 @@ def make_footage_clips(frames: np.ndarray, *, split: int = 0, seed: int = 0, num
     rng = np.random.default_rng([seed, split])
     background = np.median(frames[:: max(1, T // 160)], axis=0)  # people move, the scene stays
     people = _People(frames[test_part.start: test_part.stop], background)
-    tracks = people.tracks()
+    tracks = (_Patches(people.frames, frames.shape[1] // 4).tracks(np.random.default_rng([seed, split, 0xC0]))
+              if crowd else people.tracks())
     if not tracks:
         raise ValueError("no person could be followed through the test part of the clip: the footage needs "
                          "pedestrians seen by a fixed camera")
@@ -413,17 +512,18 @@ def make_footage_clips(frames: np.ndarray, *, split: int = 0, seed: int = 0, num
         f = frames[part]
         clips["train"].append(LabelledClip(f, np.zeros(f.shape[:3], np.uint8), []))
     for part, events in zip(np.array_split(np.arange(test_part.start, test_part.stop), num_test),
-                            _event_plan(num_test, seed, split)):
+                            event_plan(num_test, seed, split)):
         source = range(int(part[0]), int(part[-1]) + 1)
         local = range(source.start - test_part.start, source.stop - test_part.start)
         clips["test"].append(_render_test_video(frames[test_part.start: test_part.stop], local, people, tracks,
-                                                walk, events, rng))
+                                                walk, events, rng, len(local) // 3 if crowd else None))
     return clips
 
 
 def make_footage_dataset(footage: str | os.PathLike | np.ndarray, root: str | os.PathLike, *, split: int = 0,
                          seed: int = 0, layout: str = "avenue", width: int = 384, num_train: int = 2,
-                         num_test: int = 4, fps: float | None = None, overwrite: bool = False) -> Path:
+                         num_test: int = 4, fps: float | None = None, frame_step: int = 1, crowd: bool = False,
+                         overwrite: bool = False) -> Path:
     """Write a dev set cut from real footage in a benchmark's layout (see the module doc).
 
     Parameters
@@ -434,7 +534,10 @@ def make_footage_dataset(footage: str | os.PathLike | np.ndarray, root: str | os
     split, seed, num_train, num_test : see :func:`make_footage_clips`
     layout : any layout :func:`sdmae.data.load_dataset` reads
     width : frames are shrunk by an integer factor to about this width (0: keep)
-    fps : frame rate written (default: the footage's, else 25)
+    fps : frame rate written (default: the footage's divided by ``frame_step``, else 25)
+    frame_step : keep every frame_step-th frame (2 for a film transferred at twice
+        its frame rate, which repeats every frame)
+    crowd : see :func:`make_footage_clips`
 
     Returns
     -------
@@ -446,16 +549,20 @@ def make_footage_dataset(footage: str | os.PathLike | np.ndarray, root: str | os
     if fps is None and not isinstance(footage, np.ndarray):
         from sdmae.data.video import video_info
 
-        fps = video_info(footage).fps
+        fps = video_info(footage).fps / frame_step
     fps = float(fps or 25.0)
+    if frame_step < 1:
+        raise ValueError(f"frame_step must be >= 1, got {frame_step}")
     params = {"footage": source, "split": int(split), "seed": int(seed), "layout": layout, "width": int(width),
               "num_train": int(num_train), "num_test": int(num_test), "fps": fps, "version": 1}
+    if frame_step != 1 or crowd:  # keys absent otherwise: dev sets written before stay up to date
+        params.update(frame_step=int(frame_step), crowd=bool(crowd))
     if isinstance(footage, np.ndarray):
         params["footage_shape"] = list(footage.shape)
         params["footage_sum"] = int(footage[::7, ::7, ::7].astype(np.int64).sum())
     if not overwrite and up_to_date(root, params, _MARKER, "make_footage_dataset"):
         return Path(root)
-    frames = footage if isinstance(footage, np.ndarray) else read_video(footage)
+    frames = (footage if isinstance(footage, np.ndarray) else read_video(footage))[::frame_step]
     clips = make_footage_clips(_shrink(frames, width), split=split, seed=seed, num_train=num_train,
-                               num_test=num_test)
+                               num_test=num_test, crowd=crowd)
     return write_dataset(root, layout, clips, fps, params, _MARKER, "make_footage_dataset")
