@@ -11,6 +11,7 @@ from conftest import tiny_config
 from sdmae.config import get_preset
 from sdmae.data import ObjectBank, make_dataset
 from sdmae.model import tokens_to_grid
+from sdmae.data.training import _zoom
 from sdmae.train import TrainFrames, TrainSamples, _step_loss, build_model, normal_runs
 
 
@@ -72,6 +73,29 @@ def test_speed_pseudo_anomaly_plays_the_clip_faster_and_marks_the_movers(tiny_da
     assert torch.equal(fast[i]["inputs"], a["inputs"])
 
 
+def test_zoom_scales_one_window_of_every_frame_up_to_the_model_size(tiny_data):
+    cfg = tiny_config()
+    cfg.train = dataclasses.replace(cfg.train, anomaly_probability=0.0, speed_probability=0.0,
+                                    zoom_probability=1.0, zoom_max=2.0)
+    frames = TrainFrames.from_dataset(tiny_data, "avenue", cfg.model.input_size, progress=False)
+    zoomed = TrainSamples(frames, cfg, None)
+    i = 60
+    v, t = frames.index[i]
+    rng = np.random.default_rng([cfg.train.seed, zoomed.epoch, i, 2])
+    rng.random()  # the draw that chose to zoom
+    clip = frames.videos[v][np.clip(t + np.arange(-3, 4), 0, len(frames.videos[v]) - 1)]
+    window, _ = _zoom(clip, np.zeros(clip.shape[1:3], np.float32), rng.uniform(1.0, 2.0), rng)
+    h, w = clip.shape[1:3]
+    assert window.shape[0] == 7 and h / 2 <= window.shape[1] < h and w / 2 <= window.shape[2] < w
+    from sdmae import kernels
+
+    expected = kernels.prepare(window, [3], cfg.model.input_size, cfg.model.patch).inputs[0]
+    np.testing.assert_allclose(zoomed[i]["inputs"].numpy(), expected, atol=1e-6)
+    zoomed.paste = False  # the student stage sees the frames as the camera does
+    plain = kernels.prepare(clip, [3], cfg.model.input_size, cfg.model.patch).inputs[0]
+    np.testing.assert_allclose(zoomed[i]["inputs"].numpy(), plain, atol=1e-6)
+
+
 @pytest.mark.parametrize("loss", ["masked", "weighted"])
 def test_student_loss_masked_ignores_visible_tokens(tiny_data, loss):
     cfg = tiny_config()
@@ -120,3 +144,7 @@ def test_recipe_options_are_validated():
         dataclasses.replace(get_preset("tiny").model, map_target="binary")
     with pytest.raises(ValueError, match="student_loss"):
         get_preset("tiny", student_loss="l1")
+    with pytest.raises(ValueError, match="zoom_max"):
+        get_preset("tiny", zoom_max=0.5)
+    with pytest.raises(ValueError, match="zoom_probability"):
+        get_preset("tiny", zoom_probability=1.5)

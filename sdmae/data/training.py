@@ -115,6 +115,10 @@ class TrainSamples(Dataset):
         # (2k+1, H, W, 3): frames t-k..t+k, or every stride-th frame around t when sped up
         clip = video[np.clip(t + stride * np.arange(-k, k + 1), 0, len(video) - 1)]
         mask = _moving_at_centre(clip, k) if stride > 1 else np.zeros(clip.shape[1:3], np.float32)
+        if self.paste and tc.zoom_probability > 0:
+            rng = np.random.default_rng([tc.seed, self.epoch, int(i), 2])
+            if rng.random() < tc.zoom_probability:
+                clip, mask = _zoom(clip, mask, rng.uniform(1.0, tc.zoom_max), rng)
         pasted = stride > 1
         if self.anomalies and self.paste:
             rng = np.random.default_rng([tc.seed, self.epoch, int(i)])
@@ -147,6 +151,17 @@ class TrainSamples(Dataset):
         return {"inputs": torch.from_numpy(inputs), "target": torch.from_numpy(target),
                 "weights": torch.from_numpy(weights), "anomaly": torch.tensor(float(pasted)),
                 "index": torch.tensor(int(i))}
+
+
+def _zoom(clip: np.ndarray, mask: np.ndarray, factor: float, rng) -> tuple[np.ndarray, np.ndarray]:
+    """The same random window, 1/factor of the frame's sides, of every frame and of the
+    mask (prepare then scales it to the model size): people nearer the camera, larger
+    and faster in pixels, as a fixed camera's perspective shows them."""
+    h, w = clip.shape[1:3]
+    ch, cw = max(1, round(h / factor)), max(1, round(w / factor))
+    y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    return (np.ascontiguousarray(clip[:, y0:y0 + ch, x0:x0 + cw]),
+            np.ascontiguousarray(mask[y0:y0 + ch, x0:x0 + cw]))
 
 
 def _moving_at_centre(clip: np.ndarray, k: int, threshold: float = 20.0) -> np.ndarray:
