@@ -17,6 +17,8 @@ student epochs), and every row is scored on the split's test videos:
                         are reused); ``--training-changes`` also trains each
                         training-side deviation alone
   authors + sdmae training   sdmae's trained models, the authors' score
+  sdmae, <field>=<v>    ``--ablate``: sdmae's recipe with one training-side
+                        field at the authors' value (what that deviation gains)
   sdmae default         the preset as shipped
 
 Micro and macro AUC, the mean over seeds and the min-max spread, one table per
@@ -31,7 +33,8 @@ how to get each clip. ``--quick`` runs a smoke test on the synthetic street in
 seconds.
 
 Run: python benchmarks/bench_accuracy.py [--footage FILE] [--skaters FILE] [--scenes campus skaters]
-     [--work DIR] [--seeds 0 1] [--batch-size N] [--training-changes] [--quick] [--json FILE]
+     [--work DIR] [--seeds 0 1] [--batch-size N] [--training-changes] [--ablate PART.FIELD ...]
+     [--quick] [--json FILE]
 """
 
 from __future__ import annotations
@@ -103,7 +106,7 @@ def aucs(scores: list, labels: list) -> tuple[float, float]:
     return float(micro_auc(scores, labels)), float(macro_auc(scores, labels))
 
 
-def rows_for(s: Setting, training_changes: bool) -> list[tuple[str, str, dict]]:
+def rows_for(s: Setting, training_changes: bool, ablations: tuple[str, ...] = ()) -> list[tuple[str, str, dict]]:
     """(label, recipe whose trained models are scored, score changes to that recipe's score)."""
     changes = recipe_changes("authors", "sdmae")
     sdmae_score = {f: v for p, f, v in changes if p == "score"}
@@ -120,6 +123,12 @@ def rows_for(s: Setting, training_changes: bool) -> list[tuple[str, str, dict]]:
             rows.append((f"authors + {part}.{field}={value}", f"authors+{part}.{field}", {}))
     authors_score = {f: v for p, f, v in recipe_changes("sdmae", "authors") if p == "score"}
     rows.append(("authors + sdmae training", "sdmae", authors_score))
+    authors_values = {f"{p}.{f}": v for p, f, v in recipe_changes("sdmae", "authors")}
+    for name in ablations:
+        if name not in authors_values or name.startswith("score."):
+            raise SystemExit(f"--ablate {name}: not a training-side field in which the recipes differ; choose from "
+                             f"{sorted(k for k in authors_values if not k.startswith('score.'))}")
+        rows.append((f"sdmae, {name}={authors_values[name]} (the authors')", f"sdmae-{name}", {}))
     rows.append(("sdmae default", "sdmae", {}))
     return rows
 
@@ -134,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, help="training batch for every recipe (default: the preset's)")
     ap.add_argument("--training-changes", action="store_true",
                     help="also train the authors' recipe with each training-side deviation alone")
+    ap.add_argument("--ablate", nargs="+", default=[], metavar="PART.FIELD",
+                    help="also train sdmae with this training-side field at the authors' value, e.g. "
+                         "train.zoom_probability")
     ap.add_argument("--quick", action="store_true", help="smoke run on the synthetic street (seconds)")
     ap.add_argument("--json", help="write every number here")
     args = ap.parse_args(argv)
@@ -156,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    rows = rows_for(s, args.training_changes)
+    rows = rows_for(s, args.training_changes, tuple(args.ablate))
     print(f"# accuracy on real footage: {', '.join(clips)}")
     print(f"preset {s.preset} at {s.input_size[0]}x{s.input_size[1]} p{s.patch}, {s.epochs} + {s.student_epochs} "
           f"epochs, seeds {args.seeds}, smoothing sigma {s.sigma} frames (centred, normalised), torch "
@@ -187,7 +199,7 @@ def bench_split(scene: str, split: int, data: Path, plan: list, rows: list, seed
     labels = [r.labels for r in records]
     frames = TrainFrames.from_dataset(data, "avenue", s.input_size, progress=False)
     recipes = sorted({r for _, r, _ in rows})
-    runs = {(r, seed): trained(r, split, seed, data, frames, work, s, log) if "+" not in r
+    runs = {(r, seed): trained(r, split, seed, data, frames, work, s, log) if r in ("sdmae", "authors")
             else trained_change(r, split, seed, data, frames, work, s, log)
             for r in recipes for seed in seeds}
     table = {"constant": [aucs([smooth_scores(np.zeros(len(v)), s.sigma) for v in videos], labels)],
@@ -248,10 +260,12 @@ def per_video_table(records: list, plan: list, scores_per_seed: list[list[np.nda
 
 
 def trained_change(recipe: str, split: int, seed: int, data: Path, frames, work: Path, s: Setting, log) -> Path:
-    """The authors' recipe with one training-side field set to sdmae's value ("authors+part.field")."""
-    base, change = recipe.split("+")
+    """One recipe with one training-side field set to the other's value: "authors+part.field"
+    (sdmae's value), or "sdmae-part.field" (the authors' value: an ablation)."""
+    base, change = recipe.split("+") if "+" in recipe else recipe.split("-")
     part, field = change.split(".")
-    value = next(v for p, f, v in recipe_changes("authors", "sdmae") if (p, f) == (part, field))
+    other = "sdmae" if base == "authors" else "authors"
+    value = next(v for p, f, v in recipe_changes(base, other) if (p, f) == (part, field))
     cfg = config(base, seed, s)
     setattr(cfg, part, dataclasses.replace(getattr(cfg, part), **{field: value}))
     return train_once(cfg, f"{recipe}-split{split}", data, frames, work, log)

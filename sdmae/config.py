@@ -286,6 +286,8 @@ class Config:
             if name in d:
                 _check_keys(d[name], sub, name)
                 fields = dict(d[name])
+                if name == "train":  # written before zoom existed: trained without it
+                    fields.setdefault("zoom_probability", 0.0)
                 if name == "score" and fields.get("frame_reduce") == "weighted_mean":
                     # written before sdmae 0.2: motion-weighted mean over the hidden tokens
                     fields.update(frame_reduce="mean", token_weighting="motion",

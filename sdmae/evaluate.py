@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -107,7 +107,7 @@ def _score_video(detector: Detector, rec: VideoRecord, regions: bool, keep_maps:
     if len(detections):
         detections = scale_boxes(detections, pieces[0].shape[1:], _frame_size(rec))
     if not keep_maps:
-        scores = dataclasses.replace(scores, maps=None)
+        scores = replace(scores, maps=None)
     return _VideoResult(scores, detections, rec.tracks())
 
 

@@ -146,3 +146,12 @@ def test_input_settings_of_older_configs_move_to_the_model_section():
     cfg = Config.from_dict(old)
     assert (cfg.model.frame_offset, cfg.model.grad_step) == (2, 2)
     assert Config.from_dict(cfg.to_dict()) == cfg
+
+
+def test_a_run_written_before_zoom_existed_was_trained_without_it():
+    from sdmae.config import Config, get_preset
+
+    old = get_preset("tiny").to_dict()
+    del old["train"]["zoom_probability"], old["train"]["zoom_max"]
+    assert Config.from_dict(old).train.zoom_probability == 0.0
+    assert get_preset("tiny").train.zoom_probability == 0.5
