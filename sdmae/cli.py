@@ -11,6 +11,7 @@ command leaves nothing half-written.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import math
 import os
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "objects (whole tracks) are pasted as synthetic anomalies (default: built-in cut-outs)")
     t.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    _add_false_alarm_rate(t, "1 %%; the run keeps it")
     t.add_argument("--cache-dir", help="where the training frames are decoded once and kept, for this and later "
                    "runs (default: $SDMAE_CACHE_DIR, else ~/.cache/sdmae/frames)")
     _add_threads(t)
@@ -84,9 +86,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("inputs", nargs="+", help="video files or frame folders")
     s.add_argument("--out", required=True, help="folder for the outputs (created)")
     s.add_argument("--overlay", action="store_true", help="also write the video with the anomaly heat map")
+    _add_false_alarm_rate(s, "the run's (1 %% unless trained with another)")
     s.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     _add_precision(s)
     _add_threads(s)
+
+    c = sub.add_parser("calibrate", help="set a run's alert threshold on normal footage, without retraining",
+                       description="Score normal videos (say, a new week of a camera's footage) with a trained "
+                       "run and keep their scores in RUN/calibration.json, replacing what training kept there: the "
+                       "alert threshold is the smoothed score that --false-alarm-rate of these frames exceed.")
+    c.add_argument("run")
+    c.add_argument("--data", required=True, help="folder of normal video files or frame folders")
+    _add_false_alarm_rate(c, "the run's, 1 %% unless trained with another; only for the threshold printed")
+    c.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    _add_precision(c)
+    _add_threads(c)
 
     d = sub.add_parser("demo", help="synthetic dataset -> train both stages -> evaluate -> report")
     d.add_argument("--out", default="sdmae-demo", help="where data, run and report go (default ./sdmae-demo)")
@@ -104,6 +118,11 @@ def _add_threads(parser: argparse.ArgumentParser) -> None:
                         "torch's, one per core); on a machine shared with other jobs see README, Speed")
 
 
+def _add_false_alarm_rate(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--false-alarm-rate", type=float, help="fraction of normal frames allowed above the alert "
+                        f"threshold (default: {default})")
+
+
 def _add_precision(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                         help="model compute dtype when scoring; auto: bf16 where the device has native "
@@ -118,11 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from . import distributed
 
-    commands = {"train": cmd_train, "evaluate": cmd_evaluate, "score": cmd_score, "demo": cmd_demo}
+    commands = {"train": cmd_train, "evaluate": cmd_evaluate, "score": cmd_score, "calibrate": cmd_calibrate,
+                "demo": cmd_demo}
     with warnings.catch_warnings():
         warnings.showwarning = functools.partial(_show_warning, args.command)
         try:
-            _check_numbers(args, "--threads")
+            _check_numbers(args, "--threads", "--false-alarm-rate")
             if args.threads is not None:
                 import torch
 
@@ -177,12 +197,13 @@ _NUMBER_RULES = {
     "--seed": (lambda v: v >= 0, ">= 0"),
     "--patch": (lambda v: v >= 1, ">= 1"),
     "--threads": (lambda v: v >= 1, ">= 1"),
+    "--false-alarm-rate": (lambda v: 0 < v <= 0.5, "in (0, 0.5], e.g. 0.01"),
 }
 
 
 def _check_numbers(args: argparse.Namespace, *flags: str) -> None:
     for flag in flags:
-        value = getattr(args, flag[2:].replace("-", "_"))
+        value = getattr(args, flag[2:].replace("-", "_"), None)
         valid, rule = _NUMBER_RULES[flag]
         if value is not None and not valid(value):
             raise SdmaeError(f"{flag} must be {rule}, got {value}")
@@ -216,6 +237,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                                    "batch_size": args.batch_size, "lr": args.lr, "num_workers": args.workers,
                                    "seed": args.seed}.items() if v is not None}
     cfg = get_preset(args.preset, recipe=args.recipe, input_size=args.input_size, patch=args.patch, **overrides)
+    if args.false_alarm_rate is not None:
+        cfg.alert = dataclasses.replace(cfg.alert, false_alarm_rate=args.false_alarm_rate)
     _require_dir(args.data, "--data")
     _check_out_dir(Path(args.out), "--out")
     if args.cache_dir:
@@ -250,27 +273,80 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from .data import iter_frames, video_info
-    from .detector import Detector
-    from .report import plot_scores, write_overlay_video, write_scores_csv
+    from .detector import DEFAULT_FPS, Detector
+    from .events import alert_mask
+    from .report import plot_scores, write_jsonl, write_overlay_video, write_scores_csv
 
     out = Path(args.out)
     _check_out_dir(out, "--out")
-    detector = Detector.load(args.run, device=_device(args.device), precision=args.precision)
+    detector = Detector.load(args.run, device=_device(args.device), precision=args.precision,
+                             alert=_alert_changes(args))
     # Every input must open (a missing or unreadable one is named) before any is scored.
     infos = [video_info(source) for source in args.inputs]
     names = output_names(args.inputs)
+    threshold = detector.threshold
+    if threshold is None:
+        warnings.warn(f"{args.run}: no alert threshold, so no normalized and alert columns and no events.jsonl: "
+                      f"{detector.uncalibrated_reason()}")
     out.mkdir(parents=True, exist_ok=True)
+    events = []
     for source, name, info in zip(args.inputs, names, infos):
         scores = detector.score_video(source, with_maps=args.overlay)
-        write_scores_csv(out / f"{name}.csv", scores.raw, scores.smoothed)
-        plot_scores(out / f"{name}.png", scores.smoothed, raw=scores.raw, title=name)
         line = f"{source}: {len(scores.raw)} frames, max smoothed score {scores.smoothed.max():.4g} at frame " \
-               f"{int(scores.smoothed.argmax())} -> {out / (name + '.csv')}"
+               f"{int(scores.smoothed.argmax())}"
+        columns = {}
+        if threshold is not None:
+            fps = info.fps or DEFAULT_FPS
+            normalized = threshold.normalize(scores.smoothed)
+            found = detector.events(scores.smoothed, fps)
+            columns = dict(normalized=normalized, alert=alert_mask(found, len(scores.raw)))
+            events += [e.to_dict(fps, source=str(source), peak_score=round(float(normalized[e.peak_frame]), 4))
+                       for e in found]
+            line += f", {len(found)} event{'s' if len(found) != 1 else ''}"
+        write_scores_csv(out / f"{name}.csv", scores.raw, scores.smoothed, **columns)
+        plot_scores(out / f"{name}.png", scores.smoothed, raw=scores.raw, title=name,
+                    threshold=None if threshold is None else threshold.value)
+        line += f" -> {out / (name + '.csv')}"
         if args.overlay:
             write_overlay_video(out / f"{name}_overlay.mp4", iter_frames(source), scores.maps,
-                                fps=info.fps or 25.0)
+                                fps=info.fps or DEFAULT_FPS)
             line += f", {out / (name + '_overlay.mp4')}"
         print(line)
+    if threshold is not None:
+        write_jsonl(out / "events.jsonl", events)
+        print(f"{len(events)} event{'s' if len(events) != 1 else ''} -> {out / 'events.jsonl'}")
+    return 0
+
+
+def _alert_changes(args: argparse.Namespace) -> dict:
+    return {} if args.false_alarm_rate is None else {"false_alarm_rate": args.false_alarm_rate}
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibration import calibrate
+    from .data import video_info
+    from .data.video import is_video_source
+    from .detector import Detector
+
+    _require_dir(args.data, "--data")
+    run = Path(args.run)
+    _check_out_dir(run, "RUN")
+    data = Path(args.data)
+    sources = sorted((p for p in data.iterdir() if not p.name.startswith(".") and is_video_source(p)),
+                     key=lambda p: p.name)
+    if not sources:
+        raise SdmaeError(f"--data {data}: no video files or frame folders in it")
+    for source in sources:
+        video_info(source)  # every video must open before any is scored
+    detector = Detector.load(run, device=_device(args.device), precision=args.precision,
+                             alert=_alert_changes(args))
+    calibration = calibrate(detector, sources, f"{len(sources)} videos in {data.resolve()}", progress=True)
+    path = calibration.save(run)
+    detector.calibration = calibration
+    rate, sigma = detector.cfg.alert.false_alarm_rate, detector.cfg.score.smoothing_sigma
+    print(f"calibrated {run} on {calibration.frames} frames of {len(sources)} videos -> {path}: alert threshold "
+          f"{detector.threshold.value:.4g} (smoothed score, sigma {sigma:g}) at {100 * rate:g} % false alarms, "
+          f"{detector.stream_threshold.value:.4g} for live streams")
     return 0
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import SdmaeError
@@ -174,10 +174,17 @@ class TrainConfig:
     # the weighted reconstruction loss near 0.05-0.3, so 0.1 keeps
     # reconstruction the main task.
     cls_loss_weight: float = 0.1
+    # Calibration (sdmae.calibration): this fraction of the training footage is kept
+    # out of training and scored afterwards, to set the alert threshold on normal
+    # frames the model has not seen: the last frames of each training video, or
+    # every n-th whole video where there are many. 0: train on everything, no threshold.
+    calibration_fraction: float = 0.1
 
     def __post_init__(self):
         self.adam_betas = tuple(self.adam_betas)  # lists from JSON
         self.speed_factors = tuple(int(f) for f in self.speed_factors)
+        if not 0.0 <= self.calibration_fraction < 1.0:
+            raise ConfigError(f"calibration_fraction must be in [0, 1), got {self.calibration_fraction}")
         if not 0.0 <= self.zoom_probability <= 1.0:
             raise ConfigError(f"zoom_probability must be in [0, 1], got {self.zoom_probability}")
         if not self.zoom_max >= 1.0:
@@ -260,13 +267,34 @@ class ScoreConfig:
 
 
 @dataclass
+class AlertConfig:
+    """From scores to alerts (:mod:`sdmae.events`): the threshold is the smoothed score
+    that ``false_alarm_rate`` of the held-back normal frames exceed; frames above it
+    form events, closed after ``gap_seconds`` below it; events shorter than
+    ``min_seconds`` are dropped."""
+
+    false_alarm_rate: float = 0.01
+    gap_seconds: float = 1.0
+    min_seconds: float = 0.0
+
+    def __post_init__(self):
+        if not 0.0 < self.false_alarm_rate <= 0.5:
+            raise ConfigError(f"false_alarm_rate must be in (0, 0.5], got {self.false_alarm_rate}")
+        for name in ("gap_seconds", "min_seconds"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value}")
+
+
+@dataclass
 class Config:
-    """One run: which preset it came from, and its model, training and scoring settings."""
+    """One run: which preset it came from, and its model, training, scoring and alert settings."""
 
     preset: str
     model: ModelConfig
     train: TrainConfig
     score: ScoreConfig
+    alert: AlertConfig = field(default_factory=AlertConfig)
 
     def to_dict(self) -> dict:
         """JSON-able dict (tuples become lists)."""
@@ -282,12 +310,14 @@ class Config:
             moved = {k: d["train"][k] for k in ("frame_offset", "grad_step") if k in d["train"]}
             d["train"] = {k: v for k, v in d["train"].items() if k not in moved}
             d["model"] = {**moved, **d["model"]}
-        for name, sub in (("model", ModelConfig), ("train", TrainConfig), ("score", ScoreConfig)):
+        for name, sub in (("model", ModelConfig), ("train", TrainConfig), ("score", ScoreConfig),
+                          ("alert", AlertConfig)):
             if name in d:
                 _check_keys(d[name], sub, name)
                 fields = dict(d[name])
-                if name == "train":  # written before zoom existed: trained without it
+                if name == "train":  # written before zoom and calibration existed: trained without them
                     fields.setdefault("zoom_probability", 0.0)
+                    fields.setdefault("calibration_fraction", 0.0)
                 if name == "score" and fields.get("frame_reduce") == "weighted_mean":
                     # written before sdmae 0.2: motion-weighted mean over the hidden tokens
                     fields.update(frame_reduce="mean", token_weighting="motion",
@@ -380,7 +410,7 @@ PRESETS: dict[str, Config] = {
 AUTHORS_RECIPE: dict[str, dict[str, Any]] = {
     "model": dict(token_mixer="shuffled", pos_embed=False, map_target="signed"),
     "train": dict(object_style="grey", anomaly_gradient="floor", student_loss="masked", speed_probability=0.0,
-                  zoom_probability=0.0),
+                  zoom_probability=0.0, calibration_fraction=0.0),
     "score": dict(test_masks=1, tokens="all", token_weighting="uniform", frame_reduce="mean",
                   map_channel_weight=1.0, discrepancy_weight=1.0),
 }

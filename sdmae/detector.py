@@ -30,10 +30,12 @@ import numpy as np
 import torch
 
 from . import kernels
+from .calibration import Calibration, CalibrationError, Threshold
 from .checkpoint import CheckpointError, load_checkpoint, load_model
 from .config import Config
 from .data import VideoError, iter_frames, prefetch
 from .errors import SdmaeError
+from .events import Event, frames_for, to_events
 from .hardware import resolve_precision
 from .model import SDMAE, complementary_masks, seeded_masks
 from .postprocess import CausalSmoother, clean_map, normalize_per_video, smooth_scores
@@ -45,6 +47,8 @@ from .score import ScoreSpec
 # frame) 72 frames/s at batch 4, 69 at 8, 49 at 16, 47 at 32; tiny (96 tokens)
 # 1150 at 8, 1850 at 32, 2230 at 64. A GPU takes ScoreConfig.batch_size as is.
 CPU_TOKENS_PER_FORWARD = 6400
+# Frame rate assumed for a source that does not say (frame folders).
+DEFAULT_FPS = 25.0
 
 
 @dataclass
@@ -95,15 +99,20 @@ class Detector:
         self._target_buffer: torch.Tensor | None = None  # see _target_image
         self._pinned: torch.Tensor | None = None  # see _upload
         self._uploaded: Any = None  # CUDA event: the last copy out of _pinned
+        self.calibration: Calibration | None = None  # normal scores that set the alert threshold
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike, device: str = "cpu", precision: str = "auto",
-             score: dict | None = None) -> "Detector":
+             score: dict | None = None, alert: dict | None = None) -> "Detector":
         """Load ``run_dir/student.pt`` (written by ``sdmae train`` after both stages).
 
         precision : "auto" (bf16 where ``device`` has native bf16, else fp32), "fp32",
             "bf16" or "fp16": the model's compute dtype (see :meth:`SDMAE.set_precision`)
         score : ScoreConfig fields to change from the run's, e.g. ``{"smoothing_sigma": 3.0}``
+        alert : AlertConfig fields to change from the run's, e.g. ``{"false_alarm_rate": 0.001}``
+
+        The run's ``calibration.json``, where it has one, gives the alert threshold
+        (:attr:`threshold`).
         """
         precision = resolve_precision(precision, device)
         run_dir = Path(run_dir)
@@ -120,8 +129,61 @@ class Detector:
         cfg = state["config"]
         if score:
             cfg.score = dataclasses.replace(cfg.score, **score)
+        if alert:
+            cfg.alert = dataclasses.replace(cfg.alert, **alert)
         model = load_model(state, path).fuse_for_inference().set_precision(precision)
-        return cls(model, cfg, device)
+        detector = cls(model, cfg, device)
+        detector.calibration = Calibration.load(run_dir)
+        return detector
+
+    # ----------------------------------------------------------------- alerts
+
+    @property
+    def threshold(self) -> Threshold | None:
+        """The alert threshold for offline (centred-smoothed) scores, from the run's
+        calibration at ``cfg.alert.false_alarm_rate``; None without a calibration made
+        with this detector's score settings."""
+        return self._threshold(causal=False)
+
+    @property
+    def stream_threshold(self) -> Threshold | None:
+        """The same for live scores (causal smoothing: :meth:`stream`, :class:`StreamScorer`)."""
+        return self._threshold(causal=True)
+
+    def _threshold(self, causal: bool) -> Threshold | None:
+        cal = self.calibration
+        if cal is None or not cal.matches(dataclasses.asdict(self.cfg.score)):
+            return None
+        return cal.threshold(self.cfg.score.smoothing_sigma, self.cfg.alert.false_alarm_rate, causal)
+
+    def normalize(self, scores, stream: bool = False) -> np.ndarray:
+        """Smoothed scores -> [0, 1], 0.5 at the threshold (:func:`sdmae.events.normalize`);
+        ``stream``: scores from a stream (causal smoothing). Raises without a threshold."""
+        threshold = self.stream_threshold if stream else self.threshold
+        if threshold is None:
+            raise CalibrationError(self.uncalibrated_reason())
+        return threshold.normalize(scores)
+
+    def uncalibrated_reason(self) -> str:
+        if self.calibration is None:
+            return ("the run has no calibration (trained before sdmae kept footage back for it, or with "
+                    "calibration_fraction 0): give it one with sdmae calibrate RUN --data NORMAL_VIDEOS")
+        return ("the run's calibration was scored with other score settings than these; calibrate again with "
+                "sdmae calibrate RUN --data NORMAL_VIDEOS")
+
+    def events(self, smoothed, fps: float | None, stream: bool = False) -> list[Event]:
+        """The events of one video's smoothed scores, by ``cfg.alert`` (gap and minimum
+        length in seconds, at ``fps``, 25 where unknown)."""
+        threshold = self.stream_threshold if stream else self.threshold
+        if threshold is None:
+            raise CalibrationError(self.uncalibrated_reason())
+        return to_events(smoothed, threshold.value, **self.event_frames(fps))
+
+    def event_frames(self, fps: float | None) -> dict:
+        """``gap`` and ``min_frames`` of :class:`~sdmae.events.EventTracker` at ``fps``."""
+        fps = fps or DEFAULT_FPS
+        return dict(gap=frames_for(self.cfg.alert.gap_seconds, fps),
+                    min_frames=max(1, frames_for(self.cfg.alert.min_seconds, fps)))
 
     # ----------------------------------------------------------------- core
 

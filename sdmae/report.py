@@ -23,21 +23,33 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
 
 
 def write_scores_csv(path: str | os.PathLike, raw: np.ndarray, smoothed: np.ndarray,
-                     labels: np.ndarray | None = None) -> Path:
-    """One row per frame: frame, raw score, smoothed score (and the label when known)."""
+                     labels: np.ndarray | None = None, normalized: np.ndarray | None = None,
+                     alert: np.ndarray | None = None) -> Path:
+    """One row per frame: frame, raw score, smoothed score, and where given the normalised
+    score (0.5 at the alert threshold), the alert (1 inside an event) and the label."""
+    extra = [(name, column) for name, column in (("normalized", normalized), ("alert", alert), ("label", labels))
+             if column is not None]
     with atomic_write(path) as tmp:
         with open(tmp, "w", newline="") as f:
             out = csv.writer(f)
-            out.writerow(["frame", "score", "smoothed"] + (["label"] if labels is not None else []))
+            out.writerow(["frame", "score", "smoothed"] + [name for name, _ in extra])
             for t in range(len(raw)):
                 row = [t, f"{raw[t]:.6g}", f"{smoothed[t]:.6g}"]
-                out.writerow(row + ([int(labels[t])] if labels is not None else []))
+                out.writerow(row + [f"{column[t]:.4f}" if name == "normalized" else int(column[t])
+                                    for name, column in extra])
+    return Path(path)
+
+
+def write_jsonl(path: str | os.PathLike, items: list[dict]) -> Path:
+    """One JSON object per line."""
+    with atomic_write(path) as tmp:
+        tmp.write_text("".join(json.dumps(item) + "\n" for item in items))
     return Path(path)
 
 
 def plot_scores(path: str | os.PathLike, smoothed: np.ndarray, labels: np.ndarray | None = None,
-                raw: np.ndarray | None = None, title: str = "") -> Path:
-    """Anomaly score over time, abnormal ground-truth frames shaded."""
+                raw: np.ndarray | None = None, title: str = "", threshold: float | None = None) -> Path:
+    """Anomaly score over time, abnormal ground-truth frames shaded, the alert threshold dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -51,6 +63,8 @@ def plot_scores(path: str | os.PathLike, smoothed: np.ndarray, labels: np.ndarra
     if raw is not None:
         ax.plot(t, raw, color="0.7", lw=0.8, label="raw")
     ax.plot(t, smoothed, color="tab:blue", lw=1.5, label="smoothed")
+    if threshold is not None:
+        ax.axhline(threshold, color="tab:red", lw=1.0, ls="--", label="alert threshold")
     ax.set_xlabel("frame")
     ax.set_ylabel("anomaly score")
     ax.set_title(title)

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,11 +118,35 @@ def train(cfg: Config, data: str | os.PathLike, layout: str | None, run_dir: str
             frames = TrainFrames.from_cache(data, layout, cfg.model.input_size, cache_dir,
                                             build=ctx.local_rank == 0, progress=progress and ctx.is_main)
             dist.barrier()
-        return _train_stages(cfg, ctx, run_dir, resume, objects, progress, frames)
+        held = frames.hold_back(cfg.train.calibration_fraction)
+        result = _train_stages(cfg, ctx, run_dir, resume, objects, progress, frames)
+        if ctx.is_main:
+            _calibrate(cfg, run_dir, frames, held, ctx.device, progress)
+        return result
     except BaseException:
         if ctx.is_main and created:
             _remove_if_no_checkpoint(run_dir)
         raise
+
+
+def _calibrate(cfg: Config, run_dir: Path, frames: TrainFrames, held: list, device: torch.device,
+               progress: bool) -> None:
+    """Score the held-back training frames into RUN/calibration.json (once: a resumed
+    run, or one calibrated since with ``sdmae calibrate``, keeps its file)."""
+    from .calibration import CALIBRATION_FILE, calibrate
+    from .detector import Detector
+
+    if cfg.train.calibration_fraction == 0 or (run_dir / CALIBRATION_FILE).exists():
+        return
+    if not held:
+        warnings.warn(f"{run_dir}: the training videos are too short to hold back frames for calibration, so "
+                      "the run has no alert threshold; give it one with sdmae calibrate on other normal footage")
+        return
+    detector = Detector.load(run_dir, device=str(device))
+    clips = [frames.held_frames(*stretch) for stretch in held]
+    source = (f"held-back training footage: {sum(b - a for _, a, b in held)} frames of {len(held)} of "
+              f"{len(frames.videos)} training videos")
+    calibrate(detector, clips, source, progress=progress).save(run_dir)
 
 
 @dataclass
@@ -355,7 +380,7 @@ def _check_resumable(run_dir: Path, cfg: Config) -> None:
 
 def _remove_leftover_temporaries(run_dir: Path) -> None:
     """Hidden temporary files of writes that a kill interrupted (see atomic_write)."""
-    for name in (*STAGES, "config", "log"):
+    for name in (*STAGES, "config", "log", "calibration"):
         for leftover in run_dir.glob(f".{name}.*.tmp.*"):
             leftover.unlink(missing_ok=True)
 

@@ -33,7 +33,7 @@ def test_score_writes_csv_plot_and_overlay(tiny_run, tiny_data, tmp_path):
     out = tmp_path / "scores"
     assert main(["score", str(tiny_run), str(video), "--out", str(out), "--overlay"]) == 0
     rows = (out / "cam.csv").read_text().splitlines()
-    assert rows[0] == "frame,score,smoothed" and len(rows) == 13
+    assert rows[0] == "frame,score,smoothed,normalized,alert" and len(rows) == 13
     assert (out / "cam.png").stat().st_size > 1000
     assert len(read_video(out / "cam_overlay.mp4")) == 12
 
@@ -121,7 +121,7 @@ def test_score_gives_every_input_its_own_outputs(tiny_run, tiny_data, tmp_path, 
     written = {name: len((out / f"{name}.csv").read_text().splitlines()) - 1
                for name in ("a_clip.avi", "b_clip.avi", "clip.mp4", "cam7", "frames")}
     assert written == {"a_clip.avi": 9, "b_clip.avi": 10, "clip.mp4": 11, "cam7": 8, "frames": 12}
-    assert len(list(out.glob("*.png"))) == 5 and len(list(out.iterdir())) == 10
+    assert len(list(out.glob("*.png"))) == 5 and len(list(out.iterdir())) == 11  # and events.jsonl
 
 
 def test_output_names(tmp_path, monkeypatch):

@@ -48,7 +48,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(tiny_data, tmp_path
 
     def interrupt_in_epoch_two(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 7:  # 5 steps per epoch: epoch 2 is under way
+        if calls["n"] == 7:  # 4 steps per epoch (76 frames: 20 are held back): epoch 2 is under way
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
@@ -154,7 +154,7 @@ def test_divergence_keeps_the_last_finite_checkpoint(tiny_data, tiny_frames, tmp
     def nan_in_epoch_two(*args, **kwargs):
         calls["n"] += 1
         loss = real_step(*args, **kwargs)
-        return loss * float("nan") if calls["n"] == 7 else loss  # 5 steps per epoch
+        return loss * float("nan") if calls["n"] == 7 else loss  # 4 steps per epoch: in epoch 2
 
     monkeypatch.setattr(train_mod, "_step_loss", nan_in_epoch_two)
     with pytest.raises(train_mod.TrainingDiverged, match="epoch 2/2.*still holds the last finite epoch"):
@@ -180,7 +180,7 @@ def test_resume_in_the_student_stage_keeps_every_log_line(tiny_data, tiny_frames
 
     def interrupt_in_student_epoch_two(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 17:  # 5 steps per epoch: teacher 1-10, student 11-20
+        if calls["n"] == 14:  # 4 steps per epoch: teacher 1-8, student 9-16
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 

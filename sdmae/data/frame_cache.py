@@ -316,6 +316,6 @@ def training_runs(rec: VideoRecord, frames: int) -> list[tuple[int, int]]:
 
 def normal_runs(labels: np.ndarray) -> list[tuple[int, int]]:
     """(T,) 0/1 frame labels -> [start, stop) of every maximal run of normal (0) frames."""
-    normal = np.concatenate([[0], (np.asarray(labels) == 0).astype(np.int8), [0]])
-    edges = np.diff(normal)
-    return list(zip(np.nonzero(edges == 1)[0].tolist(), np.nonzero(edges == -1)[0].tolist()))
+    from ..events import runs
+
+    return runs(np.asarray(labels) == 0)

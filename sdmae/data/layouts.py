@@ -42,9 +42,9 @@ def _gray(frames: np.ndarray) -> np.ndarray:
 
 
 def _ranges_1based(labels: np.ndarray) -> list[str]:
-    d = np.diff(np.concatenate([[0], labels.astype(np.int8), [0]]))
-    starts, ends = np.nonzero(d == 1)[0] + 1, np.nonzero(d == -1)[0]
-    return [f"{a}:{b}" for a, b in zip(starts, ends)]
+    from ..events import runs
+
+    return [f"{a + 1}:{b}" for a, b in runs(labels)]
 
 
 def _write_avenue(tmp, clips, fps):

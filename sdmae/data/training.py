@@ -36,8 +36,30 @@ class TrainFrames:
 
     def __init__(self, videos: Sequence[np.ndarray | CachedVideo]):
         self.videos = list(videos)
-        self.index = np.array([(v, t) for v, clip in enumerate(self.videos) for t in range(len(clip))],
+        self.lengths = [len(clip) for clip in self.videos]  # frames trained on: a prefix of each video
+        self.held: list[tuple[int, int, int]] = []  # (video, start, stop) kept out of training
+        self._index()
+
+    def _index(self) -> None:
+        self.index = np.array([(v, t) for v, n in enumerate(self.lengths) for t in range(n)],
                               dtype=np.int64).reshape(-1, 2)  # (S, 2) sample -> (video, frame)
+
+    def hold_back(self, fraction: float) -> list[tuple[int, int, int]]:
+        """Keep ``fraction`` of the frames out of training, for calibration
+        (:func:`sdmae.calibration.held_back`): no sample is cut from them, nor takes one
+        as a neighbour. Returns the held-back (video, start, stop) stretches."""
+        from ..calibration import held_back
+
+        self.lengths = [len(clip) for clip in self.videos]
+        self.held = held_back(self.lengths, fraction)
+        for v, start, _ in self.held:
+            self.lengths[v] = start
+        self._index()
+        return self.held
+
+    def held_frames(self, v: int, start: int, stop: int) -> np.ndarray:
+        """(stop - start, h, w, 3) uint8 frames of video ``v``."""
+        return np.asarray(self.videos[v][np.arange(start, stop)])
 
     @classmethod
     def from_dataset(cls, root: str | os.PathLike, layout: str | None, size: tuple[int, int],
@@ -113,7 +135,8 @@ class TrainSamples(Dataset):
             if rng.random() < tc.speed_probability:
                 stride = int(rng.choice(tc.speed_factors))
         # (2k+1, H, W, 3): frames t-k..t+k, or every stride-th frame around t when sped up
-        clip = video[np.clip(t + stride * np.arange(-k, k + 1), 0, len(video) - 1)]
+        last = self.frames.lengths[v] - 1
+        clip = video[np.clip(t + stride * np.arange(-k, k + 1), 0, last)]
         mask = _moving_at_centre(clip, k) if stride > 1 else np.zeros(clip.shape[1:3], np.float32)
         if self.paste and tc.zoom_probability > 0:
             rng = np.random.default_rng([tc.seed, self.epoch, int(i), 2])

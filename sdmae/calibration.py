@@ -1,0 +1,167 @@
+"""Calibration: the alert threshold, set on normal footage the model never trained on.
+
+``sdmae train`` keeps ``train.calibration_fraction`` of the training footage
+back (:func:`held_back`), scores it after training and writes the raw frame
+scores to ``RUN/calibration.json``; ``sdmae calibrate RUN --data D`` rewrites
+that file from any folder of normal videos. The threshold is computed when
+needed (:meth:`Calibration.threshold`) from those raw scores, smoothed as the
+scores it will be compared with: centred offline, causal on a live stream, and
+with the run's smoothing sigma, whatever it is set to then. It is the smoothed
+score that a fraction ``false_alarm_rate`` of the normal frames exceed.
+
+The raw scores depend on the score's settings (:class:`sdmae.score.ScoreSpec`),
+so the file records them; a detector whose spec differs (other than in the
+smoothing) has no threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .data._io import atomic_write
+from .errors import SdmaeError
+from .postprocess import causal_smooth, smooth_scores
+
+__all__ = ["CALIBRATION_FILE", "Calibration", "CalibrationError", "Threshold", "held_back"]
+
+CALIBRATION_FILE = "calibration.json"
+FORMAT = 1
+# With at least this many training videos, whole videos are held back instead of
+# each one's last frames: the model then meets scenes and hours it never saw.
+WHOLE_VIDEOS_FROM = 10
+# A held-back stretch shorter than this is not worth its cost to training: it would
+# be mostly frames at its edges, where the neighbour frames are clamped.
+MIN_HELD_FRAMES = 8
+
+
+class CalibrationError(SdmaeError):
+    """A calibration file that cannot be read, or calibration data that gives no scores."""
+
+
+def held_back(lengths: list[int], fraction: float) -> list[tuple[int, int, int]]:
+    """(video, start, stop) of the frames to keep out of training, ``fraction`` of them.
+
+    With ``WHOLE_VIDEOS_FROM`` videos or more, every ``round(1 / fraction)``-th video
+    whole (the last of each group); else the last ``ceil(fraction * n)`` frames of
+    each video of n frames, where that leaves ``MIN_HELD_FRAMES`` on both sides.
+    """
+    if fraction <= 0:
+        return []
+    if len(lengths) >= WHOLE_VIDEOS_FROM:
+        step = max(2, round(1 / fraction))
+        return [(v, 0, n) for v, n in enumerate(lengths) if v % step == step - 1 and n > 0]
+    out = []
+    for v, n in enumerate(lengths):
+        held = math.ceil(fraction * n)
+        if held >= MIN_HELD_FRAMES and n - held >= MIN_HELD_FRAMES:
+            out.append((v, n - held, n))
+    return out
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """An alert threshold and the typical normal score (their median), both smoothed."""
+
+    value: float
+    typical: float
+
+    def normalize(self, scores) -> np.ndarray:
+        from .events import normalize
+
+        return normalize(scores, self.value, self.typical)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Raw frame scores of normal footage, one array per stretch of consecutive frames.
+
+    segments : raw scores (before smoothing) of each stretch
+    score : the score settings they were computed with (``ScoreSpec`` as a dict, no smoothing)
+    source : where the frames came from, in words
+    """
+
+    segments: tuple[np.ndarray, ...]
+    score: dict
+    source: str
+
+    @property
+    def frames(self) -> int:
+        return sum(len(s) for s in self.segments)
+
+    def smoothed(self, sigma: float, causal: bool = False) -> np.ndarray:
+        smooth = causal_smooth if causal else smooth_scores
+        return np.concatenate([smooth(s, sigma) for s in self.segments])
+
+    def threshold(self, sigma: float, false_alarm_rate: float, causal: bool = False) -> Threshold:
+        """The smoothed score exceeded by ``false_alarm_rate`` of the normal frames (the
+        next higher score where that falls between two), and the median."""
+        s = self.smoothed(sigma, causal)
+        return Threshold(float(np.quantile(s, 1.0 - false_alarm_rate, method="higher")), float(np.median(s)))
+
+    def matches(self, score: dict) -> bool:
+        """Whether these scores were computed with the settings ``score`` (smoothing aside)."""
+        return _comparable(score) == _comparable(self.score)
+
+    # ----------------------------------------------------------------- file
+
+    def save(self, run_dir: str | os.PathLike) -> Path:
+        path = Path(run_dir) / CALIBRATION_FILE
+        state = {"format": FORMAT, "source": self.source, "frames": self.frames, "score": self.score,
+                 "segments": [[float(x) for x in s] for s in self.segments]}
+        with atomic_write(path) as tmp:
+            tmp.write_text(json.dumps(state))
+        return path
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike) -> "Calibration | None":
+        """The run's calibration, or None where it has none."""
+        path = Path(run_dir) / CALIBRATION_FILE
+        if not path.is_file():
+            return None
+        try:
+            state = json.loads(path.read_text())
+            if state.get("format") != FORMAT:
+                raise ValueError(f"format {state.get('format')!r}, this sdmae reads {FORMAT}")
+            segments = tuple(np.asarray(s, dtype=np.float64) for s in state["segments"])
+            if not segments or any(s.ndim != 1 or not np.isfinite(s).all() for s in segments):
+                raise ValueError("no scores, or scores that are not finite numbers")
+            return cls(segments, dict(state["score"]), str(state["source"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CalibrationError(f"{path} cannot be read ({exc}); run sdmae calibrate {run_dir} --data "
+                                   "NORMAL_VIDEOS to write it again") from None
+
+
+# Score settings that do not change a raw frame score.
+_NOT_RAW = ("smoothing_sigma", "batch_size", "erosion", "dilation", "map_weight")
+
+
+def _comparable(score: dict) -> dict:
+    return {k: v for k, v in score.items() if k not in _NOT_RAW}
+
+
+def calibrate(detector, clips, source: str, progress: bool = False) -> Calibration:
+    """Score normal footage with ``detector`` -> its :class:`Calibration`.
+
+    clips : video files or frame folders (paths), or (T, H, W, 3) uint8 arrays
+    source : where the clips came from, in words (kept in the file)
+    """
+    from dataclasses import asdict
+
+    clips = list(clips)
+    if progress:
+        from tqdm.auto import tqdm
+
+        clips = tqdm(clips, desc="calibrating", leave=False)
+    segments = []
+    for clip in clips:
+        scores = detector.score_video(clip) if isinstance(clip, (str, os.PathLike)) else detector.score_frames(clip)
+        segments.append(scores.raw)
+    if not segments:
+        raise CalibrationError(f"{source}: no normal footage to calibrate on")
+    return Calibration(tuple(segments), asdict(detector.cfg.score), source)
