@@ -1,4 +1,4 @@
-"""The ``sdmae`` command: train, evaluate, score, demo.
+"""The ``sdmae`` command: train, evaluate, score, calibrate, watch, demo.
 
 A user's mistake (a missing run, missing or unreadable data, a layout that does
 not match, an argument out of range, an output path that cannot be written)
@@ -20,7 +20,7 @@ import time
 import warnings
 from pathlib import Path
 
-from . import __version__
+from . import __version__, watch
 from .errors import SdmaeError
 
 LAYOUT_CHOICES = ["avenue", "shanghaitech", "ped2", "ped1", "ubnormal", "folder"]
@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_precision(c)
     _add_threads(c)
 
+    w = watch.add_parser(sub)
+    _add_false_alarm_rate(w, "the run's, 1 %% unless trained with another")
+    w.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    _add_precision(w)
+    _add_threads(w)
+
     d = sub.add_parser("demo", help="synthetic dataset -> train both stages -> evaluate -> report")
     d.add_argument("--out", default="sdmae-demo", help="where data, run and report go (default ./sdmae-demo)")
     d.add_argument("--epochs", type=int, default=None, help="teacher epochs (default: the demo's budget)")
@@ -138,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     from . import distributed
 
     commands = {"train": cmd_train, "evaluate": cmd_evaluate, "score": cmd_score, "calibrate": cmd_calibrate,
-                "demo": cmd_demo}
+                "watch": watch.run, "demo": cmd_demo}
     with warnings.catch_warnings():
         warnings.showwarning = functools.partial(_show_warning, args.command)
         try:
