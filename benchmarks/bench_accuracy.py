@@ -90,9 +90,12 @@ _LEGACY = {("train", "calibration_fraction"): 0.0}
 
 
 def run_digest(cfg) -> str:
-    """Hash of what training depends on (the alert settings do not)."""
+    """Hash of what training depends on (the alert settings do not), in the config layout
+    of version 1, so that runs kept from then are reused."""
     d = cfg.to_dict()
     d.pop("alert")
+    d.pop("version")
+    d["model"].update(in_chans=cfg.model.in_chans, out_chans=cfg.model.out_chans)
     for (part, field), value in _LEGACY.items():
         if d[part][field] == value:
             del d[part][field]

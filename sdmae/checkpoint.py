@@ -2,7 +2,8 @@
 
 A checkpoint is one ``torch.save`` dict per training stage (``teacher.pt``,
 ``student.pt``) of tensors and plain values only, so it loads with
-``weights_only=True``: ``format`` (:data:`CHECKPOINT_FORMAT`), ``stage``,
+``weights_only=True``: ``format`` (:data:`CHECKPOINT_FORMAT`; older formats are
+read through :func:`migrate`), ``stage``,
 ``config`` (``Config.to_dict()``), ``model`` (state dict), ``optimizer``,
 ``epoch`` (last finished, 0-based) and ``done``. Scoring imports this module,
 never :mod:`sdmae.train`.
@@ -22,7 +23,10 @@ from .data._io import atomic_write
 from .errors import SdmaeError
 from .model import SDMAE
 
-CHECKPOINT_FORMAT = "sdmae-checkpoint-v1"
+CHECKPOINT_FORMAT = "sdmae-checkpoint-v2"
+# What each format differs in, read by migrate(): v1 held a version-1 config
+# (sdmae.config.migrate brings it up to date); the weights are the same.
+READABLE_FORMATS = ("sdmae-checkpoint-v1", CHECKPOINT_FORMAT)
 
 
 class CheckpointError(SdmaeError):
@@ -63,10 +67,10 @@ def load_checkpoint(path: str | os.PathLike, expect_config: Config | None = None
     except Exception as exc:  # truncated zip, not a torch file...
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise CheckpointError(f"{path} is not a readable sdmae checkpoint ({type(exc).__name__}: {reason})") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(state, dict) or state.get("format") not in READABLE_FORMATS:
         raise CheckpointError(f"{path} is not an sdmae checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
     try:
-        state["config"] = Config.from_dict(state["config"])
+        state = migrate(state)
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: its config cannot be read ({exc})") from None
     if expect_config is not None and state["config"].model != expect_config.model:
@@ -74,6 +78,12 @@ def load_checkpoint(path: str | os.PathLike, expect_config: Config | None = None
                               f"({state['config'].model}) that differs from this run's {expect_config.preset!r} "
                               f"({expect_config.model})")
     return state
+
+
+def migrate(state: dict[str, Any]) -> dict[str, Any]:
+    """A loaded checkpoint of any readable format -> the current one, its config a
+    :class:`Config` (a v1 checkpoint's config is migrated by :func:`sdmae.config.migrate`)."""
+    return {**state, "format": CHECKPOINT_FORMAT, "config": Config.from_dict(state["config"])}
 
 
 def build_model(cfg: Config) -> SDMAE:

@@ -40,6 +40,11 @@ STUDENT_LOSSES = ("masked", "weighted")
 MAP_TARGETS = ("signed", "unit")
 
 
+IN_CHANS, OUT_CHANS = 9, 4
+# Version of the layout Config.to_dict writes; older ones are brought up to it by migrate().
+CONFIG_VERSION = 2
+
+
 class ConfigError(SdmaeError):
     """A setting out of its range, an unknown preset or key (the message names it)."""
 
@@ -50,8 +55,6 @@ class ModelConfig:
 
     input_size: tuple[int, int]  # (h, w) model input size, multiples of patch
     patch: int  # token side p in pixels (non-overlapping patches)
-    in_chans: int = 9  # frames t-3, t, t+3 (RGB each) scaled to [-1, 1]
-    out_chans: int = 4  # RGB of frame t + the pixel anomaly map
     enc_dim: int = 256
     enc_depth: int = 3
     enc_heads: int = 4
@@ -87,7 +90,7 @@ class ModelConfig:
     def __post_init__(self):
         self.input_size = tuple(self.input_size)  # lists from JSON
         _check_size(self.input_size, self.patch)
-        for name in ("in_chans", "out_chans", "enc_dim", "enc_depth", "enc_heads",
+        for name in ("enc_dim", "enc_depth", "enc_heads",
                      "dec_dim", "dec_depth", "dec_heads", "frame_offset", "grad_step"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -109,6 +112,18 @@ class ModelConfig:
                               "nothing else would tell a token where it is")
         if self.pos_embed and (self.enc_dim % 4 or self.dec_dim % 4):
             raise ConfigError("pos_embed needs enc_dim and dec_dim divisible by 4 (2D sin-cos)")
+
+    # Fixed by the method, not settings: kernels.prepare makes the 9 input channels
+    # and kernels.score reads the 4 output channels.
+    @property
+    def in_chans(self) -> int:
+        """Frames t - offset, t, t + offset, RGB each, scaled to [-1, 1]."""
+        return IN_CHANS
+
+    @property
+    def out_chans(self) -> int:
+        """RGB of frame t and the pixel anomaly map."""
+        return OUT_CHANS
 
     @property
     def map_normal(self) -> float:
@@ -297,33 +312,61 @@ class Config:
     alert: AlertConfig = field(default_factory=AlertConfig)
 
     def to_dict(self) -> dict:
-        """JSON-able dict (tuples become lists)."""
-        return _jsonable(dataclasses.asdict(self))
+        """JSON-able dict (tuples become lists), with the layout's ``version``."""
+        return {"version": CONFIG_VERSION, **_jsonable(dataclasses.asdict(self))}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
-        """Inverse of :meth:`to_dict`; unknown or missing keys raise ConfigError naming them."""
+        """Inverse of :meth:`to_dict`, for this layout or an older one (:func:`migrate`);
+        unknown or missing keys raise ConfigError naming them."""
+        d = migrate(d)
         _check_keys(d, cls, "config")
         parts = {}
-        d = dict(d)
-        if isinstance(d.get("train"), dict) and isinstance(d.get("model"), dict):  # before sdmae 0.3 the input's settings sat in the train section
-            moved = {k: d["train"][k] for k in ("frame_offset", "grad_step") if k in d["train"]}
-            d["train"] = {k: v for k, v in d["train"].items() if k not in moved}
-            d["model"] = {**moved, **d["model"]}
         for name, sub in (("model", ModelConfig), ("train", TrainConfig), ("score", ScoreConfig),
                           ("alert", AlertConfig)):
             if name in d:
                 _check_keys(d[name], sub, name)
-                fields = dict(d[name])
-                if name == "train":  # written before zoom and calibration existed: trained without them
-                    fields.setdefault("zoom_probability", 0.0)
-                    fields.setdefault("calibration_fraction", 0.0)
-                if name == "score" and fields.get("frame_reduce") == "weighted_mean":
-                    # written before sdmae 0.2: motion-weighted mean over the hidden tokens
-                    fields.update(frame_reduce="mean", token_weighting="motion",
-                                  tokens="hidden" if fields.get("test_masks", 1) > 1 else "all")
-                parts[name] = sub(**fields)
+                parts[name] = sub(**d[name])
         return cls(preset=d["preset"], **parts)
+
+
+def migrate(d: dict) -> dict:
+    """A config dict as any sdmae wrote it -> the current layout, without the ``version`` key.
+
+    Version 1 (no ``version`` key, before 2026-12-03) had ``in_chans`` / ``out_chans``
+    in the model section (always 9 and 4), and, depending on its age, the input's
+    ``frame_offset`` / ``grad_step`` in the train section, ``frame_reduce="weighted_mean"``
+    (the motion-weighted mean over the hidden tokens), and no ``zoom_probability`` or
+    ``calibration_fraction``: such runs were trained without zoom and on every frame.
+    """
+    if not isinstance(d, dict):
+        raise ConfigError(f"config: expected a dict, got {type(d).__name__}")
+    d = dict(d)
+    version = d.pop("version", 1)
+    if version == CONFIG_VERSION:
+        return d
+    if version != 1:
+        raise ConfigError(f"config: version {version!r} is not one this sdmae reads (1 to {CONFIG_VERSION}); "
+                          "a newer sdmae wrote it")
+    model, train, score = (dict(d[k]) if isinstance(d.get(k), dict) else None for k in ("model", "train", "score"))
+    if model is not None:
+        for name, fixed in (("in_chans", IN_CHANS), ("out_chans", OUT_CHANS)):
+            if model.pop(name, fixed) != fixed:
+                raise ConfigError(f"config: model.{name} must be {fixed}, the method's")
+        if train is not None:
+            moved = {k: train.pop(k) for k in ("frame_offset", "grad_step") if k in train}
+            model = {**moved, **model}
+        d["model"] = model
+    if train is not None:
+        train.setdefault("zoom_probability", 0.0)
+        train.setdefault("calibration_fraction", 0.0)
+        d["train"] = train
+    if score is not None:
+        if score.get("frame_reduce") == "weighted_mean":
+            score.update(frame_reduce="mean", token_weighting="motion",
+                         tokens="hidden" if score.get("test_masks", 1) > 1 else "all")
+        d["score"] = score
+    return d
 
 
 def _jsonable(x: Any) -> Any:

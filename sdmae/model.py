@@ -291,7 +291,7 @@ class ConvProjection(nn.Module):
         self.bn = None
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # sdmae < 0.3 stored one grouped conv (3D, 1, 3, 3) writing q, k, v of channel d
+        # early v1 checkpoints stored one grouped conv (3D, 1, 3, 3) writing q, k, v of channel d
         # interleaved (3d + j), and BatchNorm over that order: split and reorder
         old = prefix + "conv.weight"
         if old in state_dict:

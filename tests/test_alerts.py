@@ -172,7 +172,7 @@ def test_calibrate_refuses_an_empty_folder(tiny_run, tmp_path, capsys):
 
 def test_a_config_written_before_alerts_loads_with_defaults_and_no_holdout():
     d = get_preset("tiny").to_dict()
-    del d["alert"], d["train"]["calibration_fraction"]
+    del d["version"], d["alert"], d["train"]["calibration_fraction"]
     cfg = Config.from_dict(d)
     assert cfg.train.calibration_fraction == 0.0 and cfg.alert.false_alarm_rate == 0.01
 

@@ -141,6 +141,7 @@ def test_input_settings_of_older_configs_move_to_the_model_section():
     from sdmae.config import Config, get_preset
 
     old = get_preset("tiny").to_dict()
+    del old["version"]  # version 1
     old["train"].update(frame_offset=2, grad_step=2)  # where sdmae 0.2 wrote them
     del old["model"]["frame_offset"], old["model"]["grad_step"]
     cfg = Config.from_dict(old)
@@ -152,6 +153,23 @@ def test_a_run_written_before_zoom_existed_was_trained_without_it():
     from sdmae.config import Config, get_preset
 
     old = get_preset("tiny").to_dict()
-    del old["train"]["zoom_probability"], old["train"]["zoom_max"]
+    del old["version"], old["train"]["zoom_probability"], old["train"]["zoom_max"]
     assert Config.from_dict(old).train.zoom_probability == 0.0
     assert get_preset("tiny").train.zoom_probability == 0.5
+
+
+def test_version_1_configs_are_migrated_and_newer_ones_refused():
+    from sdmae.config import CONFIG_VERSION, Config, ConfigError, get_preset, migrate
+
+    v1 = get_preset("tiny").to_dict()
+    del v1["version"], v1["alert"], v1["train"]["calibration_fraction"]
+    v1["model"].update(in_chans=9, out_chans=4)  # written by every sdmae before version 2
+    cfg = Config.from_dict(v1)
+    assert cfg.model.in_chans == 9 and cfg.train.calibration_fraction == 0.0
+    assert cfg.to_dict()["version"] == CONFIG_VERSION and Config.from_dict(cfg.to_dict()) == cfg
+    assert migrate(cfg.to_dict()) == {k: v for k, v in cfg.to_dict().items() if k != "version"}
+    v1["model"]["in_chans"] = 3
+    with pytest.raises(ConfigError, match="in_chans must be 9"):
+        Config.from_dict(v1)
+    with pytest.raises(ConfigError, match="version 99"):
+        Config.from_dict({**cfg.to_dict(), "version": 99})

@@ -81,6 +81,26 @@ def test_checkpoint_round_trip_is_exact(tmp_path):
         assert torch.equal(v, state["model"][k])
 
 
+def test_a_run_of_the_first_checkpoint_format_still_loads_and_scores_the_same(tiny_run, tmp_path):
+    """sdmae-checkpoint-v1 held a version-1 config (in_chans / out_chans, no version key)."""
+    import shutil
+
+    from sdmae.detector import Detector
+
+    old = tmp_path / "old"
+    shutil.copytree(tiny_run, old)
+    state = torch.load(old / "student.pt", weights_only=True)
+    state["format"] = "sdmae-checkpoint-v1"
+    config = state["config"]
+    del config["version"], config["alert"], config["train"]["calibration_fraction"]
+    config["model"].update(in_chans=9, out_chans=4)
+    torch.save(state, old / "student.pt")
+    loaded = load_checkpoint(old / "student.pt")
+    assert loaded["format"] == "sdmae-checkpoint-v2" and loaded["config"].train.calibration_fraction == 0.0
+    frames = torch.randint(0, 255, (12, 48, 72, 3), dtype=torch.uint8).numpy()
+    assert (Detector.load(old).score_frames(frames).raw == Detector.load(tiny_run).score_frames(frames).raw).all()
+
+
 def test_bad_checkpoints_are_named(tmp_path):
     cfg = get_preset("tiny")
     model = train_mod.build_model(cfg)
