@@ -38,6 +38,9 @@ WHOLE_VIDEOS_FROM = 10
 # A held-back stretch shorter than this is not worth its cost to training: it would
 # be mostly frames at its edges, where the neighbour frames are clamped.
 MIN_HELD_FRAMES = 8
+# Normal frames above the threshold for the quantile to be estimated, not just guessed:
+# with fewer, the threshold is about the calibration's maximum.
+MIN_EXCEEDING = 5
 
 
 class CalibrationError(SdmaeError):
@@ -103,6 +106,17 @@ class Calibration:
         next higher score where that falls between two), and the median."""
         s = self.smoothed(sigma, causal)
         return Threshold(float(np.quantile(s, 1.0 - false_alarm_rate, method="higher")), float(np.median(s)))
+
+    def shortfall(self, false_alarm_rate: float) -> str | None:
+        """Why these frames are too few for ``false_alarm_rate``, or None: a threshold that
+        ``rate`` of them exceed needs about ``MIN_EXCEEDING / rate`` frames to mean it."""
+        needed = math.ceil(MIN_EXCEEDING / false_alarm_rate)
+        if self.frames >= needed:
+            return None
+        return (f"the calibration holds {self.frames} normal frames, and a false-alarm rate of "
+                f"{100 * false_alarm_rate:g} % needs about {needed}: the threshold is near the highest normal "
+                "score seen, and new footage will alert more often than that; calibrate on more normal footage "
+                "(sdmae calibrate RUN --data NORMAL_VIDEOS)")
 
     def matches(self, score: dict) -> bool:
         """Whether these scores were computed with the settings ``score`` (smoothing aside)."""

@@ -294,6 +294,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     if threshold is None:
         warnings.warn(f"{args.run}: no alert threshold, so no normalized and alert columns and no events.jsonl: "
                       f"{detector.uncalibrated_reason()}")
+    else:
+        _warn_shortfall(args.run, detector)
     out.mkdir(parents=True, exist_ok=True)
     events = []
     for source, name, info in zip(args.inputs, names, infos):
@@ -322,6 +324,12 @@ def cmd_score(args: argparse.Namespace) -> int:
         write_jsonl(out / "events.jsonl", events)
         print(f"{len(events)} event{'s' if len(events) != 1 else ''} -> {out / 'events.jsonl'}")
     return 0
+
+
+def _warn_shortfall(run: str, detector) -> None:
+    shortfall = detector.calibration.shortfall(detector.cfg.alert.false_alarm_rate)
+    if shortfall:
+        warnings.warn(f"{run}: {shortfall}")
 
 
 def _alert_changes(args: argparse.Namespace) -> dict:
@@ -353,6 +361,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     print(f"calibrated {run} on {calibration.frames} frames of {len(sources)} videos -> {path}: alert threshold "
           f"{detector.threshold.value:.4g} (smoothed score, sigma {sigma:g}) at {100 * rate:g} % false alarms, "
           f"{detector.stream_threshold.value:.4g} for live streams")
+    _warn_shortfall(args.run, detector)
     return 0
 
 

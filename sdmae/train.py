@@ -146,7 +146,11 @@ def _calibrate(cfg: Config, run_dir: Path, frames: TrainFrames, held: list, devi
     clips = [frames.held_frames(*stretch) for stretch in held]
     source = (f"held-back training footage: {sum(b - a for _, a, b in held)} frames of {len(held)} of "
               f"{len(frames.videos)} training videos")
-    calibrate(detector, clips, source, progress=progress).save(run_dir)
+    calibration = calibrate(detector, clips, source, progress=progress)
+    calibration.save(run_dir)
+    shortfall = calibration.shortfall(cfg.alert.false_alarm_rate)
+    if shortfall:
+        warnings.warn(f"{run_dir}: {shortfall}")
 
 
 @dataclass

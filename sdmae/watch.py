@@ -734,6 +734,9 @@ def run(args: argparse.Namespace) -> int:
     detector = Detector.load(args.run, device=args.device, precision=args.precision, alert=alert)
     if detector.stream_threshold is None:
         raise SdmaeError(detector.uncalibrated_reason())
+    shortfall = detector.calibration.shortfall(detector.cfg.alert.false_alarm_rate)
+    if shortfall:
+        print(f"sdmae watch: warning: {args.run}: {shortfall}", file=sys.stderr)
     watcher = Watcher(detector, args.sources, events=args.events, clips=args.save_clips, realtime=args.realtime,
                       reconnect_attempts=args.reconnect_attempts)
     try:

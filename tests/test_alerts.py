@@ -182,3 +182,9 @@ def test_runs_are_the_maximal_stretches_of_true():
 
     assert runs([0, 1, 1, 0, 1]) == [(1, 3), (4, 5)]
     assert runs([]) == [] and runs([1, 1]) == [(0, 2)]
+
+
+def test_too_few_calibration_frames_for_the_rate_are_said():
+    cal = Calibration((np.zeros(40),), {}, "test")
+    assert "holds 40 normal frames" in cal.shortfall(0.01) and "about 500" in cal.shortfall(0.01)
+    assert cal.shortfall(0.2) is None

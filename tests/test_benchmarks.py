@@ -23,7 +23,8 @@ CASES = [
     ("bench_train.py", ["--bf16"], ["teacher", "student"]),
     ("bench_train.py", ["--loading"], ["teacher, memory frames", "teacher, cache frames"]),
     ("bench_memory.py", ["--presets", "tiny"], ["train (cold)", "train (warm)", "evaluate", "tiny"]),
-    ("bench_accuracy.py", [], ["constant", "frame difference", "authors' recipe", "sdmae default"]),
+    ("bench_accuracy.py", [], ["constant", "frame difference", "authors' recipe", "sdmae default",
+                               "1 / 0 (default)"]),
 ]
 
 
