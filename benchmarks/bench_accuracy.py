@@ -55,7 +55,7 @@ from sdmae.config import get_preset, recipe_changes
 from sdmae.data import load_dataset, make_clip
 from sdmae.data.footage import SCENES, event_plan, find_footage, make_footage_dataset
 from sdmae.detector import Detector
-from sdmae.metrics import macro_auc, micro_auc, roc_auc
+from sdmae.metrics import alert_quality, macro_auc, micro_auc, roc_auc
 from sdmae.postprocess import smooth_scores
 from sdmae.train import TrainFrames, load_checkpoint, train
 
@@ -131,41 +131,31 @@ def alert_rows(run: Path, sigma: float, videos: list, labels: list, fps: float) 
     """The run's calibrated threshold (held-back training frames, the default false-alarm
     rate) on the test videos, under each event setting: the fraction of normal frames
     inside an event, and the fraction of abnormal segments that an event overlaps."""
-    from sdmae.events import alert_mask, frames_for, runs, to_events
+    from sdmae.events import frames_for
 
     detector = Detector.load(run, precision="fp32", score={"smoothing_sigma": sigma})
     threshold = detector.threshold
     if threshold is None:
         return []
     smoothed = [detector.score_frames(v).smoothed for v in videos]
-    segments = [(i, a, b) for i, y in enumerate(labels) for a, b in runs(y)]
-    rows = []
-    for gap, shortest in EVENT_SETTINGS:
-        events = [to_events(s, threshold.value, gap=frames_for(gap, fps), min_frames=max(1, frames_for(shortest, fps)))
-                  for s in smoothed]
-        alerts = [alert_mask(e, len(s)).astype(bool) for e, s in zip(events, smoothed)]
-        normal = np.concatenate([a[~np.asarray(y, bool)] for a, y in zip(alerts, labels)])
-        found = sum(bool(alerts[i][a:b].any()) for i, a, b in segments)
-        rows.append({"gap_seconds": gap, "min_seconds": shortest, "threshold": threshold.value,
-                     "false_alarm_rate": detector.cfg.alert.false_alarm_rate,
-                     "normal_alerted": float(normal.mean()), "segments": len(segments), "segments_found": found,
-                     "events": sum(map(len, events))})
-    rows[0]["oracle"] = best_threshold(smoothed, labels, segments, frames_for(EVENT_SETTINGS[0][0], fps))
+    rows = [{"gap_seconds": gap, "min_seconds": shortest, "threshold": threshold.value,
+             "false_alarm_rate": detector.cfg.alert.false_alarm_rate,
+             **alert_quality(smoothed, labels, threshold.value, frames_for(gap, fps),
+                             max(1, frames_for(shortest, fps)))}
+            for gap, shortest in EVENT_SETTINGS]
+    rows[0]["oracle"] = best_threshold(smoothed, labels, frames_for(EVENT_SETTINGS[0][0], fps))
     return rows
 
 
-def best_threshold(smoothed: list, labels: list, segments: list, gap: int, found_at_least: float = 0.8):
+def best_threshold(smoothed: list, labels: list, gap: int, found_at_least: float = 0.8) -> dict | None:
     """The threshold, chosen with the labels, that finds ``found_at_least`` of the abnormal
     segments with the fewest normal frames alerted: what the score allows at best."""
-    from sdmae.events import alert_mask, to_events
-
     best = None
     for threshold in np.unique(np.concatenate(smoothed)):
-        alerts = [alert_mask(to_events(s, threshold, gap=gap), len(s)).astype(bool) for s in smoothed]
-        found = sum(bool(alerts[i][a:b].any()) for i, a, b in segments) / max(1, len(segments))
-        normal = float(np.concatenate([a[~np.asarray(y, bool)] for a, y in zip(alerts, labels)]).mean())
-        if found >= found_at_least and (best is None or normal < best["normal_alerted"]):
-            best = {"threshold": float(threshold), "normal_alerted": normal, "found": found}
+        q = alert_quality(smoothed, labels, threshold, gap)
+        found = q["segments_found"] / max(1, q["segments"])
+        if found >= found_at_least and (best is None or q["normal_alerted"] < best["normal_alerted"]):
+            best = {"threshold": float(threshold), "normal_alerted": q["normal_alerted"], "found": found}
     return best
 
 

@@ -445,9 +445,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     report.mkdir(exist_ok=True)
     print("[4/4] writing the report ...", flush=True)
     write_json(report / "metrics.json", result.metrics)
+    threshold = detector.threshold
     for rec, scores in zip(result.videos, result.scores):
         plot_scores(report / f"scores_{rec.name}.png", scores.smoothed, rec.labels, raw=scores.raw,
-                    title=f"test video {rec.name}")
+                    title=f"test video {rec.name}", threshold=None if threshold is None else threshold.value)
     _demo_overlays(report, result, write_overlay_image)
     print_metrics(result.metrics)
     print(f"demo finished in {time.perf_counter() - started:.0f} s; report: {report.resolve()}")
@@ -476,6 +477,12 @@ def print_metrics(metrics: dict) -> None:
     fps = metrics.get("fps")
     print(f"| {fmt(metrics['micro_auc'])} | {fmt(metrics['macro_auc'])} | {fmt(metrics['rbdc'])} | "
           f"{fmt(metrics['tbdc'])} | {metrics['frames']} | {'n/a' if fps is None else f'{fps:.1f}'} |")
+    alerts = metrics.get("alerts")
+    if alerts and alerts["normal_alerted"] is not None:
+        print(f"alerts at the calibrated threshold ({100 * alerts['false_alarm_rate']:g} % false alarms on the "
+              f"held-back normal frames): {100 * alerts['normal_alerted']:.1f} % of the normal test frames alerted, "
+              f"{alerts['segments_found']} of {alerts['segments']} abnormal segments found, {alerts['events']} "
+              "events")
 
 
 def _require_dir(path: str, flag: str) -> None:

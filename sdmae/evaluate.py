@@ -21,7 +21,7 @@ import numpy as np
 from . import distributed as dist
 from .data import DatasetError, VideoRecord, load_dataset
 from .detector import Detector, VideoScores
-from .metrics import macro_auc, micro_auc, rbdc_tbdc
+from .metrics import alert_quality, macro_auc, micro_auc, rbdc_tbdc
 from .postprocess import map_threshold, maps_to_detections, scale_boxes
 
 # Candidate regions come from one low threshold on the maps (a quantile of all
@@ -138,10 +138,18 @@ def _metrics(detector: Detector, records: list[VideoRecord], results: list[_Vide
         rbdc, tbdc = rbdc_tbdc([r.detections for r in results], [r.tracks for r in results],
                                [len(s.raw) for s in scores])
         out["rbdc"], out["tbdc"] = float(rbdc), float(tbdc)
+    threshold = detector.threshold
+    if threshold is not None and labelled and not normalize:
+        # the run's alerts against the labels: what a user of `sdmae score` or `watch` would get
+        frames = [detector.event_frames(r.fps) for r, _ in labelled]
+        out["alerts"] = {"threshold": threshold.value, "false_alarm_rate": detector.cfg.alert.false_alarm_rate,
+                         **alert_quality([s.smoothed for _, s in labelled], [r.labels for r, _ in labelled],
+                                         threshold.value, [f["gap"] for f in frames],
+                                         [f["min_frames"] for f in frames])}
     cfg = detector.cfg
     out["settings"] = {
         "preset": cfg.preset, "input_size": list(cfg.model.input_size), "patch": cfg.model.patch,
-        **asdict(cfg.score), "per_video_normalization": normalize,
+        **asdict(cfg.score), **asdict(cfg.alert), "per_video_normalization": normalize,
         "map_threshold_quantile": MAP_QUANTILE, "device": str(detector.device),
         "precision": detector.precision,
     }

@@ -10,6 +10,10 @@ Region / track level (Ramachandra & Jones, WACV 2020)
     published numbers on Avenue / ShanghaiTech are computed with, so values
     compare directly; see its docstring for each convention.
 
+Alerts
+    ``alert_quality``: events at a threshold against the frame labels, the
+    fraction of normal frames alerted and of abnormal segments found.
+
 Only NumPy (and ``scipy.stats.rankdata`` for ranking) is used.
 """
 
@@ -30,6 +34,7 @@ __all__ = [
     "rbdc_tbdc",
     "rbdc_tbdc_curves",
     "DetectionCurves",
+    "alert_quality",
 ]
 
 
@@ -495,3 +500,34 @@ def rbdc_tbdc(detections: Sequence, tracks: Sequence, num_frames, **options: flo
     """
     c = rbdc_tbdc_curves(detections, tracks, num_frames, **options)  # the keywords are checked there
     return c.rbdc, c.tbdc
+
+
+# ---------------------------------------------------------------- alerts
+def alert_quality(smoothed: Sequence, labels: Sequence, threshold: float, gap: Sequence | int = 0,
+                  min_frames: Sequence | int = 1) -> dict:
+    """Events at ``threshold`` (:func:`sdmae.events.to_events`) against frame labels.
+
+    smoothed, labels : per video, (T,) scores and 0/1 labels
+    gap, min_frames : the event settings in frames, one for all videos or one per video
+    returns : ``normal_alerted`` (fraction of the normal frames that lie inside an
+        event), ``segments`` (maximal runs of abnormal frames), ``segments_found``
+        (those an event overlaps) and ``events``
+    """
+    from .events import alert_mask, runs, to_events
+
+    n = len(smoothed)
+    gaps = [gap] * n if np.isscalar(gap) else list(gap)
+    shortest = [min_frames] * n if np.isscalar(min_frames) else list(min_frames)
+    normal, segments, found, events = [], 0, 0, 0
+    for s, y, g, m in zip(smoothed, labels, gaps, shortest):
+        found_events = to_events(s, threshold, gap=int(g), min_frames=int(m))
+        alerts = alert_mask(found_events, len(s)).astype(bool)
+        y = np.asarray(y).astype(bool)
+        normal.append(alerts[~y])
+        for a, b in runs(y):
+            segments += 1
+            found += bool(alerts[a:b].any())
+        events += len(found_events)
+    normal = np.concatenate(normal) if normal else np.zeros(0, bool)
+    return {"normal_alerted": float(normal.mean()) if normal.size else None, "segments": segments,
+            "segments_found": found, "events": events}

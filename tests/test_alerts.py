@@ -188,3 +188,20 @@ def test_too_few_calibration_frames_for_the_rate_are_said():
     cal = Calibration((np.zeros(40),), {}, "test")
     assert "holds 40 normal frames" in cal.shortfall(0.01) and "about 500" in cal.shortfall(0.01)
     assert cal.shortfall(0.2) is None
+
+
+def test_alert_quality_counts_normal_frames_alerted_and_segments_found():
+    from sdmae.metrics import alert_quality
+
+    scores = [np.array([0, 0, 2, 2, 0, 0, 0, 2.0]), np.array([0, 0, 0, 0.0])]
+    labels = [np.array([0, 0, 1, 1, 1, 0, 0, 0]), np.array([0, 1, 1, 0])]
+    q = alert_quality(scores, labels, threshold=1.0)
+    # video 0: event 2-3 on the segment, event 7 on a normal frame; video 1: its segment missed
+    assert q == {"normal_alerted": 1 / 7, "segments": 2, "segments_found": 1, "events": 2}
+    assert alert_quality(scores, labels, 1.0, gap=[3, 0])["normal_alerted"] == 3 / 7  # 2-7 one event
+
+
+def test_evaluate_reports_the_alerts_of_a_calibrated_run(tiny_run, tiny_data, capsys):
+    assert main(["evaluate", str(tiny_run), "--data", str(tiny_data), "--layout", "avenue", "--no-maps"]) == 0
+    out = capsys.readouterr().out
+    assert "abnormal segments found" in out and "normal test frames alerted" in out
