@@ -74,6 +74,17 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_features() -> str:
+    """The CPU flags that decide sdmae's speed: vector width and native bf16."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return "flags unknown"
+    have = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    return " ".join(have) or "no avx2"
+
+
 def device_name(device: Any) -> str:
     if str(device).startswith("cuda"):
         import torch

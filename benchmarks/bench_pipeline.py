@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import contextlib
 import json
 import queue
@@ -68,11 +69,11 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from _harness import cpu_name, device_name, synchronizer, timeit
+from _harness import cpu_features, cpu_name, device_name, synchronizer, timeit, timeit_interleaved
 
 import sdmae.detector as detector_mod
 from sdmae import kernels
-from sdmae.config import get_preset
+from sdmae.config import FAST_SCORE, get_preset
 from sdmae.data import iter_frames, make_clip, prefetch, write_video
 from sdmae.detector import Detector, StreamScorer
 from sdmae.hardware import physical_cores, resolve_precision
@@ -438,9 +439,14 @@ def main(argv=None):
             if precision == "fp32" and rel > 1e-4:
                 raise SystemExit(f"fused model scores differ from the plain model (relative {rel:.2e})")
 
-        # warm-up done by the correctness pass
-        med, _, e2e = timeit(lambda: det.score_video(path, with_maps=args.maps), repeats, warmup=0,
-                             sync=synchronizer(device))
+        # the default score and the fast one (--fast: one masked pass), round-robin so that
+        # their ratio holds on a shared machine; warm-up of the default done by the correctness pass
+        fast = Detector(scorer, dataclasses.replace(cfg, score=dataclasses.replace(cfg.score, **FAST_SCORE)), device)
+        timed = timeit_interleaved({"default": lambda: det.score_video(path, with_maps=args.maps),
+                                    "fast": lambda: fast.score_video(path, with_maps=args.maps)},
+                                   repeats, warmup=1, sync=synchronizer(device))
+        med, _, e2e = timed["default"]
+        fps_fast = frames_n / timed["fast"][0]
         runs = [instrumented_run(det, path, device, args.maps) for _ in range(repeats)]
         original_fps = baseline_fps(model, cfg, device, 32, repeats)
 
@@ -450,11 +456,11 @@ def main(argv=None):
     fps_e2e = frames_n / med
     fps_model = frames_n / stages["model"]
     h, w = cfg.model.input_size
-    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    dev_name = device_name(device)
     print(f"# sdmae pipeline | preset {preset} | video {source[0]}x{source[1]} MJPEG, {frames_n} frames -> model "
           f"{h}x{w} p{cfg.model.patch} | batch {det.batch_size} | {precision} | "
           f"{'unfused' if args.plain else 'fused'} | {'maps' if args.maps else 'no maps'} | {cfg.score.test_masks} "
-          f"test masks | device {device} ({dev_name}) | threads {torch.get_num_threads()} | torch "
+          f"test masks | device {device} ({dev_name}; {cpu_features()}) | threads {torch.get_num_threads()} | torch "
           f"{torch.__version__} | median of {repeats} | {' '.join(sys.argv)}")
     print("| measure | value |")
     print("|---|---:|")
@@ -465,6 +471,9 @@ def main(argv=None):
     print(f"| end-to-end / model-only (instrumented run: model s / total s) | {100 * stages['model'] / total_i:.0f}% |")
     print(f"| original model's forward alone, fp32, batch 32 (one pass): frames/s | {original_fps:.2f} |")
     print(f"| end-to-end / original model's forward alone | {fps_e2e / original_fps:.2f}x |")
+    print(f"| fast score (--fast, {FAST_SCORE}) end-to-end frames/s | {fps_fast:.2f} |")
+    print(f"| fast score / original model's forward alone | {fps_fast / original_fps:.2f}x |")
+    print(f"| default ({cfg.score.test_masks} passes) cost / fast (1 pass) cost | {fps_fast / fps_e2e:.2f}x |")
     print(f"| frame scores vs plain float32 model, max relative difference | {rel:.1e} |")
     print("| stage | s (share of instrumented run) |")
     for k, v in stages.items():
@@ -474,6 +483,7 @@ def main(argv=None):
         with open(args.json, "w") as f:
             json.dump(dict(preset=preset, frames=frames_n, batch=det.batch_size, e2e_s=e2e,
                            stages=stages, fps_e2e=fps_e2e, fps_model=fps_model, fps_original=original_fps,
+                           fps_fast=fps_fast,
                            threads=torch.get_num_threads(), torch=torch.__version__, fast=not args.plain,
                            precision=precision, maps=args.maps, rel_vs_plain=rel), f, indent=1)
 

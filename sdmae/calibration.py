@@ -1,8 +1,8 @@
 """Calibration: the alert threshold, set on normal footage the model never trained on.
 
 ``sdmae train`` keeps ``train.calibration_fraction`` of the training footage
-back (:func:`held_back`), scores it after training and writes the raw frame
-scores to ``RUN/calibration.json``; ``sdmae calibrate RUN --data D`` rewrites
+back (:func:`held_back`), scores it after training, with the default score and
+the fast one, and writes the raw frame scores to ``RUN/calibration.json``; ``sdmae calibrate RUN --data D`` rewrites
 that file from any folder of normal videos. The threshold is computed when
 needed (:meth:`Calibration.threshold`) from those raw scores, smoothed as the
 scores it will be compared with: centred offline, causal on a live stream, and
@@ -10,8 +10,8 @@ with the run's smoothing sigma, whatever it is set to then. It is the smoothed
 score that a fraction ``false_alarm_rate`` of the normal frames exceed.
 
 The raw scores depend on the score's settings (:class:`sdmae.score.ScoreSpec`),
-so the file records them; a detector whose spec differs (other than in the
-smoothing) has no threshold.
+so the file records them, one entry per score; a detector whose settings match
+none (other than in the smoothing) has no threshold.
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ from .data._io import atomic_write
 from .errors import SdmaeError
 from .postprocess import causal_smooth, smooth_scores
 
-__all__ = ["CALIBRATION_FILE", "Calibration", "CalibrationError", "Threshold", "held_back"]
+__all__ = ["CALIBRATION_FILE", "Calibration", "CalibrationError", "Threshold", "calibrate", "calibrate_run",
+           "held_back", "load_calibrations", "save_calibrations"]
 
 CALIBRATION_FILE = "calibration.json"
-FORMAT = 1
+FORMAT = 2
 # With at least this many training videos, whole videos are held back instead of
 # each one's last frames: the model then meets scenes and hours it never saw.
 WHOLE_VIDEOS_FROM = 10
@@ -125,30 +126,50 @@ class Calibration:
     # ----------------------------------------------------------------- file
 
     def save(self, run_dir: str | os.PathLike) -> Path:
-        path = Path(run_dir) / CALIBRATION_FILE
-        state = {"format": FORMAT, "source": self.source, "frames": self.frames, "score": self.score,
-                 "segments": [[float(x) for x in s] for s in self.segments]}
-        with atomic_write(path) as tmp:
-            tmp.write_text(json.dumps(state))
-        return path
+        """Make this the run's only calibration (see :func:`save_calibrations`)."""
+        return save_calibrations(run_dir, [self])
 
     @classmethod
-    def load(cls, run_dir: str | os.PathLike) -> "Calibration | None":
-        """The run's calibration, or None where it has none."""
-        path = Path(run_dir) / CALIBRATION_FILE
-        if not path.is_file():
-            return None
-        try:
-            state = json.loads(path.read_text())
-            if state.get("format") != FORMAT:
-                raise ValueError(f"format {state.get('format')!r}, this sdmae reads {FORMAT}")
-            segments = tuple(np.asarray(s, dtype=np.float64) for s in state["segments"])
+    def load(cls, run_dir: str | os.PathLike, score: dict | None = None) -> "Calibration | None":
+        """The run's calibration for the score settings ``score`` (the first one, when None),
+        or None where it has none."""
+        found = load_calibrations(run_dir)
+        return next((c for c in found if score is None or c.matches(score)), None)
+
+
+def save_calibrations(run_dir: str | os.PathLike, calibrations: list[Calibration]) -> Path:
+    """Write ``RUN/calibration.json`` atomically: one entry per score (the default and the
+    fast one), each with the raw scores of the same normal frames."""
+    path = Path(run_dir) / CALIBRATION_FILE
+    state = {"format": FORMAT, "entries": [
+        {"source": c.source, "frames": c.frames, "score": c.score,
+         "segments": [[float(x) for x in s] for s in c.segments]} for c in calibrations]}
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(state))
+    return path
+
+
+def load_calibrations(run_dir: str | os.PathLike) -> list[Calibration]:
+    """Every calibration of the run ([] where it has none)."""
+    path = Path(run_dir) / CALIBRATION_FILE
+    if not path.is_file():
+        return []
+    try:
+        state = json.loads(path.read_text())
+        if state.get("format") == 1:  # one entry, written before the fast score had its own
+            state = {"entries": [state]}
+        elif state.get("format") != FORMAT:
+            raise ValueError(f"format {state.get('format')!r}, this sdmae reads 1 and {FORMAT}")
+        out = []
+        for entry in state["entries"]:
+            segments = tuple(np.asarray(s, dtype=np.float64) for s in entry["segments"])
             if not segments or any(s.ndim != 1 or not np.isfinite(s).all() for s in segments):
                 raise ValueError("no scores, or scores that are not finite numbers")
-            return cls(segments, dict(state["score"]), str(state["source"]))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CalibrationError(f"{path} cannot be read ({exc}); run sdmae calibrate {run_dir} --data "
-                                   "NORMAL_VIDEOS to write it again") from None
+            out.append(Calibration(segments, dict(entry["score"]), str(entry["source"])))
+        return out
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CalibrationError(f"{path} cannot be read ({exc}); run sdmae calibrate {run_dir} --data "
+                               "NORMAL_VIDEOS to write it again") from None
 
 
 # Score settings that do not change a raw frame score.
@@ -179,3 +200,17 @@ def calibrate(detector, clips, source: str, progress: bool = False) -> Calibrati
     if not segments:
         raise CalibrationError(f"{source}: no normal footage to calibrate on")
     return Calibration(tuple(segments), asdict(detector.cfg.score), source)
+
+
+def calibrate_run(run_dir: str | os.PathLike, clips, source: str, *, device: str = "cpu", precision: str = "auto",
+                  progress: bool = False) -> list[Calibration]:
+    """Calibrate a run's default score and its fast one (:data:`sdmae.config.FAST_SCORE`) on
+    the same normal footage, and write both to ``RUN/calibration.json``."""
+    from .config import FAST_SCORE
+    from .detector import Detector
+
+    clips = list(clips)
+    calibrations = [calibrate(Detector.load(run_dir, device=device, precision=precision, score=score), clips,
+                              source, progress=progress) for score in (None, FAST_SCORE)]
+    save_calibrations(run_dir, calibrations)
+    return calibrations

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from . import kernels
-from .calibration import Calibration, CalibrationError, Threshold
+from .calibration import Calibration, CalibrationError, Threshold, load_calibrations
 from .checkpoint import CheckpointError, load_checkpoint, load_model
 from .config import Config
 from .data import VideoError, iter_frames, prefetch
@@ -99,7 +99,8 @@ class Detector:
         self._target_buffer: torch.Tensor | None = None  # see _target_image
         self._pinned: torch.Tensor | None = None  # see _upload
         self._uploaded: Any = None  # CUDA event: the last copy out of _pinned
-        self.calibration: Calibration | None = None  # normal scores that set the alert threshold
+        self.calibrations: list[Calibration] = []  # the run's, one per score (default, fast)
+        self.calibration: Calibration | None = None  # the one for this detector's score settings
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike, device: str = "cpu", precision: str = "auto",
@@ -133,7 +134,9 @@ class Detector:
             cfg.alert = dataclasses.replace(cfg.alert, **alert)
         model = load_model(state, path).fuse_for_inference().set_precision(precision)
         detector = cls(model, cfg, device)
-        detector.calibration = Calibration.load(run_dir)
+        detector.calibrations = load_calibrations(run_dir)
+        detector.calibration = next((c for c in detector.calibrations
+                                     if c.matches(dataclasses.asdict(cfg.score))), None)
         return detector
 
     # ----------------------------------------------------------------- alerts
@@ -165,11 +168,11 @@ class Detector:
         return threshold.normalize(scores)
 
     def uncalibrated_reason(self) -> str:
-        if self.calibration is None:
+        if not self.calibrations:
             return ("the run has no calibration (trained before sdmae kept footage back for it, or with "
                     "calibration_fraction 0): give it one with sdmae calibrate RUN --data NORMAL_VIDEOS")
-        return ("the run's calibration was scored with other score settings than these; calibrate again with "
-                "sdmae calibrate RUN --data NORMAL_VIDEOS")
+        return ("the run's calibration was scored with other score settings than these (sdmae calibrates the "
+                "default and the fast score); calibrate again with sdmae calibrate RUN --data NORMAL_VIDEOS")
 
     def events(self, smoothed, fps: float | None, stream: bool = False) -> list[Event]:
         """The events of one video's smoothed scores, by ``cfg.alert`` (gap and minimum

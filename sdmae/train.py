@@ -131,10 +131,10 @@ def train(cfg: Config, data: str | os.PathLike, layout: str | None, run_dir: str
 
 def _calibrate(cfg: Config, run_dir: Path, frames: TrainFrames, held: list, device: torch.device,
                progress: bool) -> None:
-    """Score the held-back training frames into RUN/calibration.json (once: a resumed
-    run, or one calibrated since with ``sdmae calibrate``, keeps its file)."""
-    from .calibration import CALIBRATION_FILE, calibrate
-    from .detector import Detector
+    """Score the held-back training frames into RUN/calibration.json, with the default and the
+    fast score (once: a resumed run, or one calibrated since with ``sdmae calibrate``, keeps
+    its file)."""
+    from .calibration import CALIBRATION_FILE, calibrate_run
 
     if cfg.train.calibration_fraction == 0 or (run_dir / CALIBRATION_FILE).exists():
         return
@@ -142,12 +142,10 @@ def _calibrate(cfg: Config, run_dir: Path, frames: TrainFrames, held: list, devi
         warnings.warn(f"{run_dir}: the training videos are too short to hold back frames for calibration, so "
                       "the run has no alert threshold; give it one with sdmae calibrate on other normal footage")
         return
-    detector = Detector.load(run_dir, device=str(device))
     clips = [frames.held_frames(*stretch) for stretch in held]
     source = (f"held-back training footage: {sum(b - a for _, a, b in held)} frames of {len(held)} of "
               f"{len(frames.videos)} training videos")
-    calibration = calibrate(detector, clips, source, progress=progress)
-    calibration.save(run_dir)
+    calibration = calibrate_run(run_dir, clips, source, device=str(device), progress=progress)[0]
     shortfall = calibration.shortfall(cfg.alert.false_alarm_rate)
     if shortfall:
         warnings.warn(f"{run_dir}: {shortfall}")

@@ -205,3 +205,26 @@ def test_evaluate_reports_the_alerts_of_a_calibrated_run(tiny_run, tiny_data, ca
     assert main(["evaluate", str(tiny_run), "--data", str(tiny_data), "--layout", "avenue", "--no-maps"]) == 0
     out = capsys.readouterr().out
     assert "abnormal segments found" in out and "normal test frames alerted" in out
+
+
+def test_the_fast_score_has_its_own_calibration(tiny_run, tiny_data, tmp_path):
+    from sdmae.calibration import load_calibrations
+    from sdmae.config import FAST_SCORE
+
+    default, fast = load_calibrations(tiny_run)
+    assert default.score["test_masks"] == 2 and fast.score["test_masks"] == 1 and fast.frames == default.frames
+    one_pass = Detector.load(tiny_run, score=FAST_SCORE)
+    assert one_pass.calibration.score == fast.score and one_pass.threshold is not None
+    assert one_pass.threshold != Detector.load(tiny_run).threshold
+    video = load_dataset(tiny_data, "avenue", "test")[0].source
+    assert main(["score", str(tiny_run), str(video), "--out", str(tmp_path / "o"), "--fast"]) == 0
+    assert (tmp_path / "o" / "events.jsonl").exists()
+
+
+def test_a_calibration_file_of_the_first_format_still_loads(tmp_path):
+    from sdmae.calibration import load_calibrations
+
+    (tmp_path / CALIBRATION_FILE).write_text(json.dumps(
+        {"format": 1, "source": "s", "frames": 3, "score": {"test_masks": 2}, "segments": [[0.1, 0.2, 0.3]]}))
+    (cal,) = load_calibrations(tmp_path)
+    assert cal.frames == 3 and cal.score == {"test_masks": 2}
