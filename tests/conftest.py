@@ -4,6 +4,7 @@ import os
 
 import pytest
 import torch
+from helpers import tiny_config
 
 torch.set_num_threads(2)
 
@@ -20,15 +21,6 @@ def frame_cache_dir(tmp_path_factory):
         del os.environ["SDMAE_CACHE_DIR"]
     else:
         os.environ["SDMAE_CACHE_DIR"] = before
-
-
-def tiny_config(**train):
-    from sdmae.config import get_preset
-
-    # calibration_fraction 0.2: 10 of the 48 frames of each training video, enough to hold back
-    overrides = dict(epochs=2, student_epochs=1, batch_size=16, warmup_epochs=0.5, calibration_fraction=0.2)
-    overrides.update(train)
-    return get_preset("tiny", **overrides)
 
 
 @pytest.fixture(scope="session")

@@ -1,22 +1,7 @@
 """The examples are the teaching reference: run each one's main() and check what its text claims."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-def run_example(name: str, figure: Path) -> dict:
-    spec = importlib.util.spec_from_file_location(f"example_{name[:2]}", EXAMPLES / name)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    numbers = module.main(str(figure))
-    assert figure.stat().st_size > 1000  # the figure was drawn
-    return numbers
+from helpers import run_example
 
 
 def test_01_motion_puts_the_loss_on_the_moving_tokens(tmp_path):

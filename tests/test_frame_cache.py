@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_config
+from helpers import tiny_config
 from sdmae.data import ObjectBank, load_dataset
 from sdmae.data.datasets import DatasetError
 from sdmae.data.frame_cache import MANIFEST, cache_key, open_or_build

@@ -306,7 +306,7 @@ def test_rbdc_tbdc_input_errors():
 
 # ---------------------------------------------------------------- example
 def test_example_05_shows_what_each_criterion_does(tmp_path):
-    from test_examples import run_example
+    from helpers import run_example
 
     n = run_example("05_evaluate.py", tmp_path / "eval.png")
     assert (n["macro_used"], n["macro_skipped"]) == (2, 1)  # the video without anomalies has no AUC

@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from helpers import tiny_config
 
 from sdmae.config import get_preset
 from sdmae.data import ObjectBank, make_dataset

@@ -141,7 +141,7 @@ def test_demo_default(tmp_path):
 
 
 def test_example_02_shows_labelled_anomalies_and_a_pasted_moving_object(tmp_path):
-    from test_examples import run_example
+    from helpers import run_example
 
     n = run_example("02_synthetic_scene.py", tmp_path / "scene.png")
     assert n["anomalies"] == 3  # a runner, a car, a thrown ball
