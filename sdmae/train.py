@@ -16,6 +16,7 @@ same model.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -98,6 +99,8 @@ def train(cfg: Config, data: str | os.PathLike, layout: str | None, run_dir: str
     is the global batch, split evenly over the ranks.
     """
     run_dir = Path(run_dir)
+    if resume:
+        cfg = _keep_run_settings(run_dir, cfg)
     ctx = dist.setup(device)
     torch.manual_seed(cfg.train.seed)  # nothing should draw from it; belt and braces for third-party code
     created = not run_dir.exists()
@@ -358,6 +361,22 @@ def _diverged(stage: str, epoch: int, epochs: int, what: str, ckpt_path: Path) -
 # What a resumed run may change: the speed, and the learning rate (the way out of a
 # divergence; log.jsonl records each epoch's). Everything else must match the run's.
 _FREE_ON_RESUME = {("train", "num_workers"), ("train", "lr")}
+
+
+# Settings that no command-line option sets: a resumed run keeps its own, so that a run
+# started before they existed (and so without them) can be resumed by a newer sdmae.
+_RUN_KEEPS_ON_RESUME = {("train", "zoom_probability"), ("train", "zoom_max"), ("train", "calibration_fraction")}
+
+
+def _keep_run_settings(run_dir: Path, cfg: Config) -> Config:
+    """``cfg`` with the run's own values of :data:`_RUN_KEEPS_ON_RESUME` (as is when the run
+    has no readable config.json: :func:`_check_resumable` then says so)."""
+    try:
+        saved = Config.from_dict(json.loads((run_dir / "config.json").read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return cfg
+    kept = {name: getattr(saved.train, name) for part, name in _RUN_KEEPS_ON_RESUME if part == "train"}
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **kept))
 
 
 def _check_resumable(run_dir: Path, cfg: Config) -> None:

@@ -1,5 +1,6 @@
 """Two-stage training: loss falls, the teacher stays frozen, checkpoints are exact and safe, resume is exact."""
 
+import dataclasses
 import json
 
 import pytest
@@ -192,6 +193,24 @@ def test_resume_with_other_settings_is_refused_before_anything_is_written(tiny_r
     with pytest.raises(ValueError, match="preset: the run has 'tiny', this command 'ped2'"):
         train(get_preset("ped2"), tiny_data, "avenue", tiny_run, progress=False, resume=True)
     assert {p.name: p.read_bytes() for p in tiny_run.iterdir()} == before
+
+
+def test_a_run_started_before_zoom_and_calibration_resumes_without_them(tiny_data, tiny_frames, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config(epochs=1, student_epochs=0, zoom_probability=0.0, calibration_fraction=0.0), tiny_data,
+          "avenue", run, progress=False, frames=tiny_frames)
+    saved = json.loads((run / "config.json").read_text())
+    del saved["version"], saved["train"]["zoom_probability"], saved["train"]["calibration_fraction"]
+    (run / "config.json").write_text(json.dumps(saved))  # as an sdmae without them wrote it
+    # the command's defaults (zoom 0.5, calibration 0.1) are not what the run was trained with, and
+    # no option sets them: the run keeps its own instead of being refused
+    train(tiny_config(epochs=1, student_epochs=0), tiny_data, "avenue", run, progress=False, resume=True,
+          frames=tiny_frames)
+    resumed = json.loads((run / "config.json").read_text())["train"]
+    assert (resumed["zoom_probability"], resumed["calibration_fraction"]) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="train.epochs"):  # what a command does set is still checked
+        train(tiny_config(epochs=3, student_epochs=0), tiny_data, "avenue", run, progress=False, resume=True,
+              frames=tiny_frames)
 
 
 def test_resume_in_the_student_stage_keeps_every_log_line(tiny_data, tiny_frames, tmp_path, monkeypatch):
