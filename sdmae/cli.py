@@ -129,7 +129,7 @@ def _add_threads(parser: argparse.ArgumentParser) -> None:
 
 def _add_fast(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fast", action="store_true", help="one masked pass a frame instead of two: about twice "
-                        "the frames/s, 0.023 lower micro AUC on average on real footage (README, Speed)")
+                        "the frames/s, 0.028 lower micro AUC on average on real footage (README, Speed)")
 
 
 def fast_score(args: argparse.Namespace) -> dict | None:

@@ -461,8 +461,8 @@ RECIPES = ("sdmae", "authors")
 
 # The fast score (``--fast``; ``Detector.load(run, score=FAST_SCORE)``): one masked pass
 # a frame instead of two complementary ones, so the model runs once. On the
-# real-footage dev sets it cost 0.023 micro AUC on average (-0.031, +0.007, -0.018,
-# -0.050 on the four splits, benchmarks/RESULTS.md).
+# real-footage dev sets it cost 0.028 micro AUC on average over two seeds
+# (benchmarks/RESULTS.md).
 FAST_SCORE: dict[str, Any] = {"test_masks": 1}
 
 
