@@ -202,15 +202,19 @@ def calibrate(detector, clips, source: str, progress: bool = False) -> Calibrati
     return Calibration(tuple(segments), asdict(detector.cfg.score), source)
 
 
-def calibrate_run(run_dir: str | os.PathLike, clips, source: str, *, device: str = "cpu", precision: str = "auto",
-                  progress: bool = False) -> list[Calibration]:
-    """Calibrate a run's default score and its fast one (:data:`sdmae.config.FAST_SCORE`) on
-    the same normal footage, and write both to ``RUN/calibration.json``."""
-    from .config import FAST_SCORE
-    from .detector import Detector
+def calibrate_run(detector, run_dir: str | os.PathLike, clips, source: str, progress: bool = False
+                  ) -> list[Calibration]:
+    """Calibrate ``detector`` (a run's, with its default score) and the same model with the
+    fast score (:data:`sdmae.config.FAST_SCORE`) on the same normal footage; write both to
+    ``RUN/calibration.json``."""
+    import dataclasses
 
+    from .config import FAST_SCORE
+
+    cfg = detector.cfg
+    fast = type(detector)(detector.model, dataclasses.replace(cfg, score=dataclasses.replace(cfg.score, **FAST_SCORE)),
+                          detector.device)
     clips = list(clips)
-    calibrations = [calibrate(Detector.load(run_dir, device=device, precision=precision, score=score), clips,
-                              source, progress=progress) for score in (None, FAST_SCORE)]
+    calibrations = [calibrate(d, clips, source, progress=progress) for d in (detector, fast)]
     save_calibrations(run_dir, calibrations)
     return calibrations

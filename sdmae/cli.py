@@ -310,8 +310,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     if threshold is None:
         warnings.warn(f"{args.run}: no alert threshold, so no normalized and alert columns and no events.jsonl: "
                       f"{detector.uncalibrated_reason()}")
-    else:
-        _warn_shortfall(args.run, detector)
+    elif shortfall := detector.calibration.shortfall(detector.cfg.alert.false_alarm_rate):
+        warnings.warn(f"{args.run}: {shortfall}")
     out.mkdir(parents=True, exist_ok=True)
     events = []
     for source, name, info in zip(args.inputs, names, infos):
@@ -342,12 +342,6 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _warn_shortfall(run: str, detector) -> None:
-    shortfall = detector.calibration.shortfall(detector.cfg.alert.false_alarm_rate)
-    if shortfall:
-        warnings.warn(f"{run}: {shortfall}")
-
-
 def _alert_changes(args: argparse.Namespace) -> dict:
     return {} if args.false_alarm_rate is None else {"false_alarm_rate": args.false_alarm_rate}
 
@@ -360,7 +354,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     _require_dir(args.data, "--data")
     run = Path(args.run)
-    Detector.load(run)  # a finished run, before any video is decoded
+    # a finished run, before any video is decoded
+    detector = Detector.load(run, device=_device(args.device), precision=args.precision, alert=_alert_changes(args))
     _check_out_dir(run, "RUN")
     data = Path(args.data)
     sources = sorted((p for p in data.iterdir() if not p.name.startswith(".") and is_video_source(p)),
@@ -369,20 +364,18 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         raise SdmaeError(f"--data {data}: no video files or frame folders in it")
     for source in sources:
         video_info(source)  # every video must open before any is scored
-    calibrate_run(run, sources, f"{len(sources)} videos in {data.resolve()}", device=_device(args.device),
-                  precision=args.precision, progress=True)
-    lines = []
-    from .config import FAST_SCORE
-
-    for name, score in (("default", None), ("fast", FAST_SCORE)):
-        detector = Detector.load(run, device=_device(args.device), precision=args.precision, score=score,
-                                 alert=_alert_changes(args))
-        lines.append(f"{name} score {detector.threshold.value:.4g}, live {detector.stream_threshold.value:.4g}")
+    calibrations = calibrate_run(detector, run, sources, f"{len(sources)} videos in {data.resolve()}",
+                                 progress=True)
     rate, sigma = detector.cfg.alert.false_alarm_rate, detector.cfg.score.smoothing_sigma
-    print(f"calibrated {run} on {detector.calibration.frames} frames of {len(sources)} videos -> "
+    thresholds = "; ".join(f"{name} score {c.threshold(sigma, rate).value:.4g}, live "
+                           f"{c.threshold(sigma, rate, causal=True).value:.4g}"
+                           for name, c in zip(("default", "fast"), calibrations))
+    print(f"calibrated {run} on {calibrations[0].frames} frames of {len(sources)} videos -> "
           f"{run / 'calibration.json'}: alert thresholds (smoothed score, sigma {sigma:g}, {100 * rate:g} % false "
-          f"alarms): {'; '.join(lines)}")
-    _warn_shortfall(args.run, detector)
+          f"alarms): {thresholds}")
+    shortfall = calibrations[0].shortfall(rate)
+    if shortfall:
+        warnings.warn(f"{run}: {shortfall}")
     return 0
 
 

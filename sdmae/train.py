@@ -138,6 +138,7 @@ def _calibrate(cfg: Config, run_dir: Path, frames: TrainFrames, held: list, devi
     fast score (once: a resumed run, or one calibrated since with ``sdmae calibrate``, keeps
     its file)."""
     from .calibration import CALIBRATION_FILE, calibrate_run
+    from .detector import Detector
 
     if cfg.train.calibration_fraction == 0 or (run_dir / CALIBRATION_FILE).exists():
         return
@@ -148,7 +149,8 @@ def _calibrate(cfg: Config, run_dir: Path, frames: TrainFrames, held: list, devi
     clips = [frames.held_frames(*stretch) for stretch in held]
     source = (f"held-back training footage: {sum(b - a for _, a, b in held)} frames of {len(held)} of "
               f"{len(frames.videos)} training videos")
-    calibration = calibrate_run(run_dir, clips, source, device=str(device), progress=progress)[0]
+    calibration = calibrate_run(Detector.load(run_dir, device=str(device)), run_dir, clips, source,
+                                progress=progress)[0]
     shortfall = calibration.shortfall(cfg.alert.false_alarm_rate)
     if shortfall:
         warnings.warn(f"{run_dir}: {shortfall}")

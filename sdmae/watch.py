@@ -727,13 +727,13 @@ def _check_args(args: argparse.Namespace) -> list[Source]:
 
 def run(args: argparse.Namespace) -> int:
     """``sdmae watch``: 0 when stopped or when the sources ended, 1 when every source was given up."""
-    from .config import FAST_SCORE
+    from .cli import fast_score
     from .detector import Detector
 
     _check_args(args)
     alert = None if args.false_alarm_rate is None else {"false_alarm_rate": args.false_alarm_rate}
-    score = FAST_SCORE if getattr(args, "fast", False) else None
-    detector = Detector.load(args.run, device=args.device, precision=args.precision, score=score, alert=alert)
+    detector = Detector.load(args.run, device=args.device, precision=args.precision, score=fast_score(args),
+                             alert=alert)
     if detector.stream_threshold is None:
         raise SdmaeError(detector.uncalibrated_reason())
     shortfall = detector.calibration.shortfall(detector.cfg.alert.false_alarm_rate)
