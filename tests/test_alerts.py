@@ -93,7 +93,10 @@ def test_a_trained_run_is_calibrated_on_its_held_back_frames(tiny_run):
     t, live = detector.threshold, detector.stream_threshold
     smoothed = cal.smoothed(detector.cfg.score.smoothing_sigma)
     assert t.typical < t.value and (smoothed > t.value).mean() <= detector.cfg.alert.false_alarm_rate
-    assert live is not None and live.value != t.value  # causal smoothing: its own threshold
+    assert live is not None and live.value >= cal.extrapolated(detector.cfg.alert.false_alarm_rate)
+    # with frames enough for the rate, each smoothing has its own empirical threshold
+    roomy = Detector.load(tiny_run, alert={"false_alarm_rate": 0.3})
+    assert roomy.stream_threshold.value != roomy.threshold.value
     assert detector.normalize([t.value])[0] == 0.5
     # scores made with other settings have no threshold from these
     other = Detector.load(tiny_run, score={"top_fraction": 0.5})
@@ -188,6 +191,23 @@ def test_too_few_calibration_frames_for_the_rate_are_said():
     cal = Calibration((np.zeros(40),), {}, "test")
     assert "holds 40 normal frames" in cal.shortfall(0.01) and "about 500" in cal.shortfall(0.01)
     assert cal.shortfall(0.2) is None
+
+
+def test_a_short_calibration_extrapolates_its_quantile_and_a_long_one_counts_it():
+    rng = np.random.default_rng(0)
+    true_quantile = np.exp(-2.0 + 2.326 * 0.3)  # 99th percentile of the log-normal below
+    long = Calibration((np.exp(rng.normal(-2.0, 0.3, 5000)),), {}, "test")
+    assert long.extrapolated(0.01) == pytest.approx(true_quantile, rel=0.05)
+    # 5000 frames show the 1 % quantile: it is counted, not fitted
+    counted = np.quantile(long.smoothed(0.0), 0.99, method="higher")
+    assert long.threshold(0.0, 0.01).value == counted
+    short = Calibration((long.segments[0][:40],), {}, "test")
+    t = short.threshold(3.0, 0.01)
+    assert t.value == short.extrapolated(0.01) > short.smoothed(3.0).max()
+    assert abs(np.log(t.value / true_quantile)) < 0.3
+    # scores that are not all positive fit no log-normal: the counted quantile stands
+    flat = Calibration((np.zeros(40),), {}, "test")
+    assert flat.extrapolated(0.01) == -np.inf and flat.threshold(3.0, 0.01).value == 0.0
 
 
 def test_alert_quality_counts_normal_frames_alerted_and_segments_found():
