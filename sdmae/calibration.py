@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data._io import atomic_write
+from .data.io import atomic_write
 from .errors import SdmaeError
 from .postprocess import causal_smooth, smooth_scores
 

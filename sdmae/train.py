@@ -34,7 +34,7 @@ from . import distributed as dist
 from .checkpoint import CheckpointError, build_model, load_checkpoint, load_model, save_checkpoint
 from .config import Config
 from .data import ObjectBank
-from .data._io import atomic_write
+from .data.io import atomic_write
 from .data.training import TrainFrames, TrainSamples, normal_runs
 from .errors import SdmaeError
 from .model import SDMAE, patchify, seeded_masks, weighted_loss

@@ -9,7 +9,7 @@
 ``anomalies``  moving foreign objects pasted into training clips
 """
 
-from sdmae.data._io import atomic_write
+from sdmae.data.io import atomic_write
 from sdmae.data.anomalies import ObjectBank, ObjectError, ObjectTrack, maybe_paste, paste_moving_object
 from sdmae.data.datasets import (
     LAYOUTS,
