@@ -19,7 +19,7 @@ from sdmae.data.datasets import (
     load_dataset,
     tracks_from_masks,
 )
-from sdmae.data.synthetic import ANOMALY_KINDS, make_background, make_clip, make_dataset
+from sdmae.data.devsets.synthetic import ANOMALY_KINDS, make_background, make_clip, make_dataset
 from sdmae.data.video import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,

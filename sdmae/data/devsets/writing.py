@@ -1,7 +1,7 @@
 """Write labelled clips to disk in the benchmarks' own layouts.
 
-Both dataset generators (:mod:`sdmae.data.synthetic` and
-:mod:`sdmae.data.footage`) produce :class:`LabelledClip` lists and hand them
+Both dataset generators (:mod:`sdmae.data.devsets.synthetic` and
+:mod:`sdmae.data.devsets.footage`) produce :class:`LabelledClip` lists and hand them
 to :func:`write_dataset`, which writes Avenue, ShanghaiTech, UCSD Ped1/Ped2,
 UBnormal or plain-folder trees that :func:`sdmae.data.load_dataset` reads back.
 """
@@ -42,7 +42,7 @@ def _gray(frames: np.ndarray) -> np.ndarray:
 
 
 def _ranges_1based(labels: np.ndarray) -> list[str]:
-    from ..events import runs
+    from sdmae.events import runs
 
     return [f"{a + 1}:{b}" for a, b in runs(labels)]
 

@@ -38,7 +38,7 @@ from typing import Sequence
 
 import numpy as np
 
-from sdmae.data.layouts import LAYOUT_WRITERS, LabelledClip, up_to_date, write_dataset
+from sdmae.data.devsets.writing import LAYOUT_WRITERS, LabelledClip, up_to_date, write_dataset
 
 __all__ = ["ANOMALY_KINDS", "DEFAULT_SIZE", "make_background", "make_clip", "make_dataset"]
 
