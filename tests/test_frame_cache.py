@@ -14,7 +14,7 @@ import torch
 
 from helpers import tiny_config
 from sdmae.data import ObjectBank, load_dataset
-from sdmae.data.datasets import DatasetError
+from sdmae.data.records import DatasetError
 from sdmae.data.frame_cache import MANIFEST, cache_key, open_or_build
 from sdmae.train import TrainFrames, TrainSamples
 

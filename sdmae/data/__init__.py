@@ -1,11 +1,14 @@
-"""Data layer: decode videos, read dataset layouts, make synthetic scenes and anomalies.
+"""Data layer: decode videos, read dataset layouts, make dev data and training anomalies.
 
 ``io``         atomic_write: a reader never sees a half-written file
 ``video``      decode files / frame folders / streams to uint8 RGB, write videos
-``datasets``   benchmark layouts (Avenue, ShanghaiTech, UCSD Ped1/2, UBnormal) and
-               plain folders as uniform :class:`VideoRecord` lists
-``devsets``    dev data: ``synthetic`` (the embedded synthetic scene), ``footage``
-               (dev sets cut from real footage), ``writing`` (their layout writers)
+``records``    VideoRecord (one video of a dataset, any layout), DatasetError,
+               ground-truth tracks from pixel masks
+``layouts/``   one module per layout: Avenue, ShanghaiTech, UCSD Ped1/2 (``ucsd``),
+               UBnormal, plain folders (``folder``), each detected, read and written;
+               the registry, detect_layout and load_dataset in its ``__init__``
+``devsets/``   dev data: ``synthetic`` (the embedded synthetic scene), ``footage``
+               (dev sets cut from real footage), ``writing`` (a dataset tree, atomically)
 ``anomalies``  moving foreign objects pasted into training clips
 
 The names below load their submodule on first use (PEP 562), so importing one
@@ -32,7 +35,8 @@ _EXPORTS = {
         "write_frames",
         "write_video",
     ],
-    "datasets": ["LAYOUTS", "DatasetError", "VideoRecord", "detect_layout", "load_dataset", "tracks_from_masks"],
+    "records": ["DatasetError", "VideoRecord", "tracks_from_masks"],
+    "layouts": ["LAYOUTS", "detect_layout", "load_dataset"],
     "devsets.synthetic": ["ANOMALY_KINDS", "make_background", "make_clip", "make_dataset"],
     "anomalies": ["ObjectBank", "ObjectError", "ObjectTrack", "maybe_paste", "paste_moving_object"],
 }

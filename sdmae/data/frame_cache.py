@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .datasets import DatasetError, VideoRecord
+from .records import DatasetError, VideoRecord
 
 CACHE_VERSION = 1
 MANIFEST = "manifest.json"

@@ -20,7 +20,8 @@ from torch.utils.data import Dataset
 from .. import kernels
 from ..config import Config
 from .anomalies import ObjectBank, maybe_paste
-from .datasets import DatasetError, load_dataset
+from .layouts import load_dataset
+from .records import DatasetError
 from .frame_cache import CachedVideo, decode_chunks, default_cache_dir, normal_runs, open_or_build, training_runs
 
 __all__ = ["TrainFrames", "TrainSamples", "normal_runs"]

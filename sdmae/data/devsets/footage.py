@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from sdmae.data.devsets.writing import LAYOUT_WRITERS, LabelledClip, up_to_date, write_dataset
+from sdmae.data.devsets.writing import LabelledClip, up_to_date, write_dataset
+from sdmae.data.layouts import LAYOUTS
 from sdmae.data.video import read_video
 
 __all__ = ["FOOTAGE_KINDS", "SCENES", "Scene", "event_plan", "find_footage", "make_footage_dataset", "make_footage_clips"]
@@ -543,8 +544,8 @@ def make_footage_dataset(footage: str | os.PathLike | np.ndarray, root: str | os
     -------
     root : Path
     """
-    if layout not in LAYOUT_WRITERS:
-        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUT_WRITERS)}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     source = "array" if isinstance(footage, np.ndarray) else str(Path(footage).resolve())
     if fps is None and not isinstance(footage, np.ndarray):
         from sdmae.data.video import video_info
