@@ -9,7 +9,9 @@
                the registry, detect_layout and load_dataset in its ``__init__``
 ``devsets/``   dev data: ``synthetic`` (the embedded synthetic scene), ``footage``
                (dev sets cut from real footage), ``writing`` (a dataset tree, atomically)
-``anomalies``  moving foreign objects pasted into training clips
+``training/``  what training reads: ``samples`` (TrainFrames, TrainSamples), ``frame_cache``
+               (the training split decoded once, on disk), ``anomalies`` (moving foreign
+               objects pasted into training clips)
 
 The names below load their submodule on first use (PEP 562), so importing one
 part (the detector needs ``video`` only) does not load the others.
@@ -38,7 +40,7 @@ _EXPORTS = {
     "records": ["DatasetError", "VideoRecord", "tracks_from_masks"],
     "layouts": ["LAYOUTS", "detect_layout", "load_dataset"],
     "devsets.synthetic": ["ANOMALY_KINDS", "make_background", "make_clip", "make_dataset"],
-    "anomalies": ["ObjectBank", "ObjectError", "ObjectTrack", "maybe_paste", "paste_moving_object"],
+    "training.anomalies": ["ObjectBank", "ObjectError", "ObjectTrack", "maybe_paste", "paste_moving_object"],
 }
 _SUBMODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 

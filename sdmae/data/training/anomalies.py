@@ -21,7 +21,7 @@ from typing import Iterable, NamedTuple
 
 import numpy as np
 
-from ..errors import SdmaeError
+from sdmae.errors import SdmaeError
 
 
 class ObjectError(SdmaeError):
