@@ -1,4 +1,4 @@
-"""Data layer: decode videos, read dataset layouts, make dev data and training anomalies.
+"""Data layer: decode videos, read dataset layouts, make dev data, feed training.
 
 ``io``         atomic_write: a reader never sees a half-written file
 ``video``      decode files / frame folders / streams to uint8 RGB, write videos

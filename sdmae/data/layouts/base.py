@@ -56,7 +56,7 @@ class Layout:
     looks_for: str
     detect: Callable[[Path], bool]
     read: Callable[[Path, str], list[VideoRecord]]
-    write: Callable[[Path, "dict[str, list[LabelledClip]]", float], None]
+    write: Callable[[Path, dict[str, list[LabelledClip]], float], None]
     splits: tuple[str, ...] = ("train", "test")
     unwrap: bool = True
 
