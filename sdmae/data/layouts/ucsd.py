@@ -16,6 +16,7 @@ from sdmae.data.video import list_frame_files, write_frames
 
 
 def detect(root: Path, which: str) -> bool:
+    """Whether UCSD``which`` is at or below ``root``; a tree with both is ambiguous, an error."""
     found = _candidates(root)
     if len(found) == 2:
         raise DatasetError(f"{root} holds both UCSDped1 and UCSDped2: pass layout='ped1' or 'ped2'")
