@@ -1,6 +1,6 @@
 """Accuracy on real footage: the detector against a model-free baseline and the authors' recipe.
 
-Dev sets are cut from real fixed-camera clips by ``sdmae.data.footage``, two
+Dev sets are cut from real fixed-camera clips by ``sdmae.data.devsets.footage``, two
 scenes (``footage.SCENES``): "campus", pedestrians on a path (Debian's
 opencv-doc ``vtest.avi``), and "skaters", a crowd on a frozen lake filmed in
 1902 (grain, flicker; tweepy's ``assets/video.mp4`` in Debian's source
@@ -53,7 +53,7 @@ import torch
 from sdmae.baselines import frame_difference
 from sdmae.config import get_preset, recipe_changes
 from sdmae.data import load_dataset, make_clip
-from sdmae.data.footage import SCENES, event_plan, find_footage, make_footage_dataset
+from sdmae.data.devsets.footage import SCENES, event_plan, find_footage, make_footage_dataset
 from sdmae.detector import Detector
 from sdmae.metrics import alert_quality, macro_auc, micro_auc, roc_auc
 from sdmae.postprocess import smooth_scores

@@ -5,7 +5,7 @@ Efficient Video Anomaly Detectors" (CVPR 2024).
 
 Pipeline (one module per stage)::
 
-    sdmae.data      decode videos, read dataset layouts, synthetic scenes/anomalies
+    sdmae.data      decode videos, read dataset layouts, dev data, training samples
     sdmae.kernels   prepare (frames -> 9-channel inputs, motion weights), score
     sdmae.model     masked AE: encoder, teacher decoder, student head
     sdmae.train     two-stage training (teacher, then self-distilled student)

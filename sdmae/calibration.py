@@ -27,7 +27,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from .data._io import atomic_write
+from .data.io import atomic_write
 from .errors import SdmaeError
 from .postprocess import causal_smooth, smooth_scores
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from .config import Config
-from .data._io import atomic_write
+from .data.io import atomic_write
 from .errors import SdmaeError
 from .model import SDMAE
 

@@ -21,9 +21,8 @@ import warnings
 from pathlib import Path
 
 from . import __version__, watch
+from .data.layouts import LAYOUTS
 from .errors import SdmaeError
-
-LAYOUT_CHOICES = ["avenue", "shanghaitech", "ped2", "ped1", "ubnormal", "folder"]
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -42,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train the teacher, then the student, on a dataset's training split")
     t.add_argument("--data", required=True, help="dataset root, in the layout its authors distribute")
-    t.add_argument("--layout", choices=LAYOUT_CHOICES, help="dataset layout (detected when omitted)")
+    t.add_argument("--layout", choices=LAYOUTS, help="dataset layout (detected when omitted)")
     t.add_argument("--preset", default="tiny", help="avenue, shanghaitech, ubnormal, ped2 or tiny")
     t.add_argument("--recipe", default="sdmae", choices=["sdmae", "authors"],
                    help="sdmae's defaults, or the authors' recipe (their official code's choices, see README)")
@@ -67,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="score a dataset's test split: micro/macro AUC, RBDC, TBDC")
     e.add_argument("run", help="run directory written by sdmae train")
     e.add_argument("--data", required=True)
-    e.add_argument("--layout", choices=LAYOUT_CHOICES)
+    e.add_argument("--layout", choices=LAYOUTS)
     e.add_argument("--json", help="also write the metrics to this JSON file")
     e.add_argument("--no-maps", action="store_true", help="frame scores only (no RBDC/TBDC)")
     e.add_argument("--normalize", action="store_true", help="min-max normalise scores per video (needs the "

@@ -34,8 +34,8 @@ from . import distributed as dist
 from .checkpoint import CheckpointError, build_model, load_checkpoint, load_model, save_checkpoint
 from .config import Config
 from .data import ObjectBank
-from .data._io import atomic_write
-from .data.training import TrainFrames, TrainSamples, normal_runs
+from .data.io import atomic_write
+from .data.training.samples import TrainFrames, TrainSamples, normal_runs
 from .errors import SdmaeError
 from .model import SDMAE, patchify, seeded_masks, weighted_loss
 
@@ -91,7 +91,7 @@ def train(cfg: Config, data: str | os.PathLike, layout: str | None, run_dir: str
     """Train both stages on the training split of ``data``; write checkpoints into ``run_dir``.
 
     The training frames come from ``frames`` when given, else from the dataset's
-    frame cache in ``cache_dir`` (default: :func:`sdmae.data.frame_cache.default_cache_dir`),
+    frame cache in ``cache_dir`` (default: :func:`sdmae.data.training.frame_cache.default_cache_dir`),
     decoded into it on first use by each node's first process while the others wait.
 
     Under torchrun (``WORLD_SIZE`` > 1) every rank trains on its shard of each

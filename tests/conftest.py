@@ -11,7 +11,7 @@ torch.set_num_threads(2)
 
 @pytest.fixture(scope="session", autouse=True)
 def frame_cache_dir(tmp_path_factory):
-    """Training frame caches (sdmae.data.frame_cache) go to a temporary folder, not the
+    """Training frame caches (sdmae.data.training.frame_cache) go to a temporary folder, not the
     user's ~/.cache; subprocesses (the CLI, torchrun) inherit the variable."""
     path = tmp_path_factory.mktemp("frame-cache")
     before = os.environ.get("SDMAE_CACHE_DIR")

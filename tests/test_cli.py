@@ -9,8 +9,8 @@ import av
 import numpy as np
 import pytest
 
-from sdmae.cli import main, output_names
-from sdmae.data import load_dataset, read_video, write_frames, write_video
+from sdmae.cli import build_parser, main, output_names
+from sdmae.data import LAYOUTS, load_dataset, read_video, write_frames, write_video
 from sdmae.errors import SdmaeError
 
 
@@ -85,6 +85,16 @@ def test_evaluate_and_score_every_layout(tiny_run, tmp_path, layout):
     assert metrics["micro_auc"] is not None
     source = load_dataset(data, layout, "test")[0].source
     assert main(["score", str(tiny_run), str(source), "--out", str(tmp_path / "s")]) == 0
+
+
+def test_layout_choices_are_the_registrys():
+    import argparse
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    choices = {name: action.choices for name, command in commands.items()
+               for action in command._actions if action.dest == "layout"}
+    assert set(choices) == {"train", "evaluate"}
+    assert all(tuple(c) == LAYOUTS for c in choices.values())
 
 
 # --------------------------------------------------------------------------- user errors: one line, status 2

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from sdmae.data import load_dataset, make_clip
-from sdmae.data.footage import (FOOTAGE_KINDS, SCENES, _Patches, event_plan, find_footage, make_footage_clips,
-                                  make_footage_dataset)
+from sdmae.data.devsets.footage import (FOOTAGE_KINDS, SCENES, _Patches, event_plan, find_footage,
+                                        make_footage_clips, make_footage_dataset)
 
 
 @pytest.fixture(scope="module")

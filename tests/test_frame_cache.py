@@ -14,8 +14,8 @@ import torch
 
 from helpers import tiny_config
 from sdmae.data import ObjectBank, load_dataset
-from sdmae.data.datasets import DatasetError
-from sdmae.data.frame_cache import MANIFEST, cache_key, open_or_build
+from sdmae.data.records import DatasetError
+from sdmae.data.training.frame_cache import MANIFEST, cache_key, open_or_build
 from sdmae.train import TrainFrames, TrainSamples
 
 SIZE = (64, 96)
@@ -99,7 +99,7 @@ def test_a_waiting_rank_opens_the_cache_once_the_builder_has_finished(tiny_data,
 
 KILL_AFTER_FIRST_CHUNK = """
 import os, signal, sys
-from sdmae.data import frame_cache
+from sdmae.data.training import frame_cache
 from sdmae.train import TrainFrames
 
 append = frame_cache._NpyFrameWriter.append

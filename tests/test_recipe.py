@@ -11,7 +11,7 @@ from helpers import tiny_config
 from sdmae.config import get_preset
 from sdmae.data import ObjectBank, make_dataset
 from sdmae.model import tokens_to_grid
-from sdmae.data.training import _zoom
+from sdmae.data.training.samples import _zoom
 from sdmae.train import TrainFrames, TrainSamples, _step_loss, build_model, normal_runs
 
 

@@ -251,7 +251,7 @@ def test_atomic_write_reports_the_error_that_stopped_it(tmp_path, monkeypatch):
     def read_only(path):
         raise OSError(errno.EROFS, "Read-only file system", str(path))
 
-    monkeypatch.setattr("sdmae.data._io.os.remove", read_only)
+    monkeypatch.setattr("sdmae.data.io.os.remove", read_only)
     with pytest.raises(PermissionError, match="first"):
         with atomic_write(tmp_path / "x.txt"):
             raise PermissionError(errno.EACCES, "first")

@@ -24,7 +24,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from sdmae.data._io import atomic_write
+from sdmae.data.io import atomic_write
 from sdmae.errors import SdmaeError
 
 __all__ = [

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .datasets import DatasetError, VideoRecord
+from sdmae.data.records import DatasetError, VideoRecord
 
 CACHE_VERSION = 1
 MANIFEST = "manifest.json"
@@ -316,6 +316,6 @@ def training_runs(rec: VideoRecord, frames: int) -> list[tuple[int, int]]:
 
 def normal_runs(labels: np.ndarray) -> list[tuple[int, int]]:
     """(T,) 0/1 frame labels -> [start, stop) of every maximal run of normal (0) frames."""
-    from ..events import runs
+    from sdmae.events import runs
 
     return runs(np.asarray(labels) == 0)

@@ -38,7 +38,8 @@ from typing import Sequence
 
 import numpy as np
 
-from sdmae.data.layouts import LAYOUT_WRITERS, LabelledClip, up_to_date, write_dataset
+from sdmae.data.devsets.writing import LabelledClip, up_to_date, write_dataset
+from sdmae.data.layouts import LAYOUTS
 
 __all__ = ["ANOMALY_KINDS", "DEFAULT_SIZE", "make_background", "make_clip", "make_dataset"]
 
@@ -571,8 +572,8 @@ def make_dataset(
     -------
     root : Path
     """
-    if layout not in LAYOUT_WRITERS:
-        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUT_WRITERS)}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     root = Path(root)
     params = {
         "layout": layout, "seed": int(seed), "num_train": int(num_train), "num_test": int(num_test),

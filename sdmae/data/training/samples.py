@@ -17,11 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .. import kernels
-from ..config import Config
-from .anomalies import ObjectBank, maybe_paste
-from .datasets import DatasetError, load_dataset
-from .frame_cache import CachedVideo, decode_chunks, default_cache_dir, normal_runs, open_or_build, training_runs
+from sdmae import kernels
+from sdmae.config import Config
+from sdmae.data.layouts import load_dataset
+from sdmae.data.records import DatasetError
+from sdmae.data.training.anomalies import ObjectBank, maybe_paste
+from sdmae.data.training.frame_cache import (CachedVideo, decode_chunks, default_cache_dir, normal_runs,
+                                             open_or_build, training_runs)
 
 __all__ = ["TrainFrames", "TrainSamples", "normal_runs"]
 
@@ -31,7 +33,7 @@ class TrainFrames:
 
     ``videos`` holds, per normal run of every training video, something that
     ``len()`` and integer-array indexing work on: a (T, H, W, 3) array in memory,
-    or a :class:`~sdmae.data.frame_cache.CachedVideo` that reads from the disk cache.
+    or a :class:`~sdmae.data.training.frame_cache.CachedVideo` that reads from the disk cache.
     """
 
     def __init__(self, videos: Sequence[np.ndarray | CachedVideo]):
@@ -48,7 +50,7 @@ class TrainFrames:
         """Keep ``fraction`` of the frames out of training, for calibration
         (:func:`sdmae.calibration.held_back`): no sample is cut from them, nor takes one
         as a neighbour. Returns the held-back (video, start, stop) stretches."""
-        from ..calibration import held_back
+        from sdmae.calibration import held_back
 
         self.lengths = [len(clip) for clip in self.videos]
         self.held = held_back(self.lengths, fraction)
@@ -80,10 +82,10 @@ class TrainFrames:
     def from_cache(cls, root: str | os.PathLike, layout: str | None, size: tuple[int, int],
                    cache_dir: str | os.PathLike | None = None, *, build: bool = True,
                    progress: bool = True) -> "TrainFrames":
-        """The training split from its disk cache (:mod:`sdmae.data.frame_cache`), built
+        """The training split from its disk cache (:mod:`sdmae.data.training.frame_cache`), built
         first if missing; memory then stays flat whatever the dataset's length.
 
-        ``cache_dir`` defaults to :func:`~sdmae.data.frame_cache.default_cache_dir`. With
+        ``cache_dir`` defaults to :func:`~sdmae.data.training.frame_cache.default_cache_dir`. With
         ``build=False`` wait for another process (torchrun's builder rank) to build it.
         """
         records = load_dataset(root, layout, split="train")

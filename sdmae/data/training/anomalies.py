@@ -21,7 +21,7 @@ from typing import Iterable, NamedTuple
 
 import numpy as np
 
-from ..errors import SdmaeError
+from sdmae.errors import SdmaeError
 
 
 class ObjectError(SdmaeError):
@@ -257,7 +257,7 @@ class ObjectBank:
         """
         from scipy import ndimage as ndi
 
-        from sdmae.data.datasets import load_dataset
+        from sdmae.data.layouts import load_dataset
         from sdmae.data.video import read_label_image
 
         tracks_out: list[ObjectTrack] = []
@@ -301,7 +301,7 @@ class ObjectBank:
     @classmethod
     def from_path(cls, path: str | os.PathLike) -> "ObjectBank":
         """A folder of RGBA cut-outs, or a UBnormal root (its abnormal training objects)."""
-        from sdmae.data.datasets import detect_layout
+        from sdmae.data.layouts import detect_layout
 
         folder = Path(path)
         if folder.is_dir() and any(folder.glob("Scene*")):

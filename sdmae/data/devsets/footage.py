@@ -1,6 +1,6 @@
 """Development sets from real fixed-camera footage, with anomalies made from the footage itself.
 
-The synthetic scene (:mod:`sdmae.data.synthetic`) draws its anomalies in
+The synthetic scene (:mod:`sdmae.data.devsets.synthetic`) draws its anomalies in
 colours training never shows, so it cannot tell a detector from a colour
 classifier. This module cuts one real clip into normal training videos and
 test videos whose anomalies look like the scene, because they are the scene:
@@ -24,7 +24,7 @@ on the first half and tests on the second, split 1 the reverse, with a gap
 between them), and sprites are cut from the test part only, so no training
 frame appears in a test video.
 
-    >>> from sdmae.data.footage import make_footage_dataset      # doctest: +SKIP
+    >>> from sdmae.data.devsets.footage import make_footage_dataset  # doctest: +SKIP
     >>> make_footage_dataset("vtest.avi", "dev/split0", split=0)  # Avenue layout
 """
 
@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from sdmae.data.layouts import LAYOUT_WRITERS, LabelledClip, up_to_date, write_dataset
+from sdmae.data.devsets.writing import LabelledClip, up_to_date, write_dataset
+from sdmae.data.layouts import LAYOUTS
 from sdmae.data.video import read_video
 
 __all__ = ["FOOTAGE_KINDS", "SCENES", "Scene", "event_plan", "find_footage", "make_footage_dataset", "make_footage_clips"]
@@ -483,7 +484,7 @@ def make_footage_clips(frames: np.ndarray, *, split: int = 0, seed: int = 0, num
 
     Returns
     -------
-    {"train": [...], "test": [...]} of :class:`~sdmae.data.layouts.LabelledClip`
+    {"train": [...], "test": [...]} of :class:`~sdmae.data.devsets.writing.LabelledClip`
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
@@ -543,8 +544,8 @@ def make_footage_dataset(footage: str | os.PathLike | np.ndarray, root: str | os
     -------
     root : Path
     """
-    if layout not in LAYOUT_WRITERS:
-        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUT_WRITERS)}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     source = "array" if isinstance(footage, np.ndarray) else str(Path(footage).resolve())
     if fps is None and not isinstance(footage, np.ndarray):
         from sdmae.data.video import video_info
