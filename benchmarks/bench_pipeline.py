@@ -149,7 +149,7 @@ def instrumented_run(det: Detector, path: Path, device: torch.device,
         timers.sync()
         start = time.perf_counter()
         decoded = prefetch(_timed_frames(iter_frames(path), timers, "decode"),
-                           depth=det.batch_size + 2 * det._reach())  # as score_video does
+                           depth=det.batch_size + 2 * det.reach)  # as score_video does
         res = det.score_frames(_timed_frames(decoded, timers, "wait"), with_maps=with_maps)
         timers.sync()
         total = time.perf_counter() - start
@@ -173,7 +173,7 @@ def memory_windows(t_count: int, batch: int, reach: int):
 def score_from_memory(det: Detector, frames: torch.Tensor) -> np.ndarray:
     """Raw scores of a (T, H, W, 3) uint8 tensor on the detector's device, no decoding."""
     raw = [det.score_batch(frames[lo:hi], centres - lo, centres)[0]
-           for lo, hi, centres in memory_windows(len(frames), det.batch_size, det._reach())]
+           for lo, hi, centres in memory_windows(len(frames), det.batch_size, det.reach)]
     return np.concatenate(raw)
 
 
@@ -265,7 +265,7 @@ def camera_trial(det: Detector, path: Path, cameras: int, seconds: float, fps: f
     thread = threading.Thread(target=deliver, daemon=True)
     thread.start()
     scorer = StreamScorer(det)
-    reach = det.cfg.model.frame_offset
+    reach = det.reach  # frame t is scored once frame t + reach has arrived
     latencies, processing, scored, delivered, lag, ended = [], [], 0, 0, 0.0, False
     try:
         while not ended:
@@ -343,8 +343,8 @@ def print_streams(det: Detector, frames: np.ndarray, throughput: dict, trials: l
         print(f"| {t['cameras']} | {t['delivered_fps']:.1f} | {t['scored_fps']:.1f} | {t['latency_p50_ms']:.0f} | "
               f"{t['latency_p99_ms']:.0f} | {t['processing_p50_ms']:.0f} | {t['processing_p99_ms']:.0f} | "
               f"{t['final_lag_ms']:.0f} | {'yes' if t['real_time'] else 'no'} |")
-    print(f"\nLatency: a frame's arrival to its score, including the wait for the {det.cfg.model.frame_offset} later "
-          f"frames its score needs ({1e3 * det.cfg.model.frame_offset / args.camera_fps:.0f} ms at "
+    print(f"\nLatency: a frame's arrival to its score, including the wait for the {det.reach} later "
+          f"frames its score needs ({1e3 * det.reach / args.camera_fps:.0f} ms at "
           f"{args.camera_fps:g} fps); processing: the arrival of the last of those frames to the score.")
     if args.json:
         with open(args.json, "w") as f:

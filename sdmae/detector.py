@@ -311,7 +311,7 @@ class Detector:
         frame order, rather than one array (joining them holds the maps twice).
         """
         raw, maps = [], []
-        for window, centres, keys in _windows(frames, self.batch_size, self._reach()):
+        for window, centres, keys in _windows(frames, self.batch_size, self.reach):
             f, mp = self.score_batch(window, centres, keys, with_maps)
             raw.append(f)
             if with_maps:
@@ -330,7 +330,7 @@ class Detector:
                     normalize: bool = False, map_chunks: bool = False) -> VideoScores:
         """Score a video file or frame folder (decoded once, streamed; decoding runs in a
         worker thread, overlapping the model). ``map_chunks`` as in :meth:`score_frames`."""
-        frames = prefetch(iter_frames(source), depth=self.batch_size + 2 * self._reach())
+        frames = prefetch(iter_frames(source), depth=self.batch_size + 2 * self.reach)
         try:
             return self.score_frames(frames, with_maps=with_maps, normalize=normalize, map_chunks=map_chunks)
         except VideoError as exc:
@@ -338,7 +338,10 @@ class Detector:
                 raise
             raise VideoError(f"{source}: {exc}") from None
 
-    def _reach(self) -> int:
+    @property
+    def reach(self) -> int:
+        """Frames a centre's score reads on each side (its inputs t +- ``frame_offset``,
+        its motion t +- ``grad_step``): frame t is ready once frame t + reach has arrived."""
         return max(self.cfg.model.frame_offset, self.cfg.model.grad_step)
 
     # ----------------------------------------------------------------- streaming
@@ -420,7 +423,7 @@ class StreamScorer:
 
     def __init__(self, detector: Detector):
         self.detector = detector
-        self.reach = detector._reach()
+        self.reach = detector.reach
         self._streams: dict[Any, _Stream] = {}
         self.last_errors: dict[Any, FrameError] = {}
 
