@@ -338,7 +338,7 @@ class Watcher:
                  backoff: float = 0.5, max_backoff: float = 10.0, pre_seconds: float = 2.0,
                  max_clip_seconds: float = 30.0, out: TextIO | None = None, err: TextIO | None = None,
                  on_event: Callable[[dict], None] | None = None):
-        from .detector import StreamScorer
+        from .streams import StreamScorer
 
         self.detector = detector
         self.threshold = detector.stream_threshold
