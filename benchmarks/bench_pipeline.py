@@ -37,8 +37,8 @@ latency from a frame's arrival to its score (p50, p99).
 
 ``--source memory`` times what is left without the file: the clip's uint8
 frames already on the device (a CUDA tensor with ``--device cuda``), then
-``Detector.score_batch`` window by window -- ``prepare`` + model + ``score`` --
-with synchronised timing: the "model + kernels from uint8 frames on the device"
+``Detector.score_frames`` on them -- ``prepare`` + model + ``score`` window by
+window -- with synchronised timing: the "model + kernels from uint8 frames on the device"
 figure.
 
 Correctness first: the fused and the plain model must give the same raw scores
@@ -162,19 +162,9 @@ def instrumented_run(det: Detector, path: Path, device: torch.device,
     return stages, total, res.raw
 
 
-def memory_windows(t_count: int, batch: int, reach: int):
-    """(lo, hi, centres) per batch: the frame range a batch of centres needs, as score_frames cuts it."""
-    for start in range(0, t_count, batch):
-        centres = np.arange(start, min(start + batch, t_count))
-        lo, hi = max(0, start - reach), min(t_count, centres[-1] + reach + 1)
-        yield lo, hi, centres
-
-
 def score_from_memory(det: Detector, frames: torch.Tensor) -> np.ndarray:
     """Raw scores of a (T, H, W, 3) uint8 tensor on the detector's device, no decoding."""
-    raw = [det.score_batch(frames[lo:hi], centres - lo, centres)[0]
-           for lo, hi, centres in memory_windows(len(frames), det.batch_size, det.reach)]
-    return np.concatenate(raw)
+    return det.score_frames(frames).raw  # its window stacks the device tensor's frames on the device
 
 
 def run_memory(det: Detector, frames: np.ndarray, device: torch.device, repeats: int, args) -> None:

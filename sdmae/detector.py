@@ -293,7 +293,8 @@ class Detector:
 
     def score_frames(self, frames: Iterable[np.ndarray], *, with_maps: bool = False,
                      normalize: bool = False, map_chunks: bool = False) -> VideoScores:
-        """Score a whole video given as an iterable of (H, W, 3) uint8 frames (or a (T, H, W, 3) array).
+        """Score a whole video given as an iterable of (H, W, 3) uint8 frames (or a (T, H, W, 3) array;
+        NumPy, or torch: frames already on a GPU detector's device stay there).
 
         Frames stream through a :class:`~sdmae.streams.FrameWindow` of at most ``batch +
         2 * reach`` frames: a long video is never held in memory (unless maps are asked for: T x h x w floats).
