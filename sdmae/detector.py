@@ -39,6 +39,7 @@ from .postprocess import clean_map, normalize_per_video, smooth_scores
 from .score import ScoreSpec
 # the stream names stay importable from here, where they were defined before streams.py
 from .streams import FrameError, FrameWindow, StreamScore, StreamScorer, StreamWarning  # noqa: F401
+from .target import make_target
 
 
 # On a CPU a forward pass runs fastest with a few thousand tokens in the batch:
@@ -278,16 +279,13 @@ class Detector:
         return batch
 
     def _target_image(self, inputs: torch.Tensor) -> torch.Tensor:
-        """(N, 4, h, w): frame t's RGB and the anomaly-map channel's "normal" value, the
-        test-time target. The buffer is kept between batches of one size, so the map
-        channel is written once."""
-        n = inputs.shape[0]
+        """(N, 9, h, w) inputs -> (N, 4, h, w) test-time target (no anomaly anywhere), in a
+        buffer kept between batches of one size."""
         buf = self._target_buffer
-        if buf is None or buf.shape[0] != n or buf.device != inputs.device:
-            buf = torch.full((n, 4) + tuple(self.size), self.cfg.model.map_normal, device=inputs.device)
-            self._target_buffer = buf
-        buf[:, :3].copy_(inputs[:, kernels.CENTRE_FRAME])
-        return buf
+        if buf is not None and (buf.shape[0] != inputs.shape[0] or buf.device != inputs.device):
+            buf = None
+        self._target_buffer = make_target(inputs, self.cfg.model.map_normal, out=buf)
+        return self._target_buffer
 
     # ----------------------------------------------------------------- offline
 
