@@ -37,8 +37,8 @@ latency from a frame's arrival to its score (p50, p99).
 
 ``--source memory`` times what is left without the file: the clip's uint8
 frames already on the device (a CUDA tensor with ``--device cuda``), then
-``Detector.score_batch`` window by window -- ``prepare`` + model + ``score`` --
-with synchronised timing: the "model + kernels from uint8 frames on the device"
+``Detector.score_frames`` on them -- ``prepare`` + model + ``score`` window by
+window -- with synchronised timing: the "model + kernels from uint8 frames on the device"
 figure.
 
 Correctness first: the fused and the plain model must give the same raw scores
@@ -149,7 +149,7 @@ def instrumented_run(det: Detector, path: Path, device: torch.device,
         timers.sync()
         start = time.perf_counter()
         decoded = prefetch(_timed_frames(iter_frames(path), timers, "decode"),
-                           depth=det.batch_size + 2 * det._reach())  # as score_video does
+                           depth=det.batch_size + 2 * det.reach)  # as score_video does
         res = det.score_frames(_timed_frames(decoded, timers, "wait"), with_maps=with_maps)
         timers.sync()
         total = time.perf_counter() - start
@@ -162,19 +162,9 @@ def instrumented_run(det: Detector, path: Path, device: torch.device,
     return stages, total, res.raw
 
 
-def memory_windows(t_count: int, batch: int, reach: int):
-    """(lo, hi, centres) per batch: the frame range a batch of centres needs, as score_frames cuts it."""
-    for start in range(0, t_count, batch):
-        centres = np.arange(start, min(start + batch, t_count))
-        lo, hi = max(0, start - reach), min(t_count, centres[-1] + reach + 1)
-        yield lo, hi, centres
-
-
 def score_from_memory(det: Detector, frames: torch.Tensor) -> np.ndarray:
     """Raw scores of a (T, H, W, 3) uint8 tensor on the detector's device, no decoding."""
-    raw = [det.score_batch(frames[lo:hi], centres - lo, centres)[0]
-           for lo, hi, centres in memory_windows(len(frames), det.batch_size, det._reach())]
-    return np.concatenate(raw)
+    return det.score_frames(frames).raw  # its window stacks the device tensor's frames on the device
 
 
 def run_memory(det: Detector, frames: np.ndarray, device: torch.device, repeats: int, args) -> None:
@@ -265,7 +255,7 @@ def camera_trial(det: Detector, path: Path, cameras: int, seconds: float, fps: f
     thread = threading.Thread(target=deliver, daemon=True)
     thread.start()
     scorer = StreamScorer(det)
-    reach = det.cfg.model.frame_offset
+    reach = det.reach  # frame t is scored once frame t + reach has arrived
     latencies, processing, scored, delivered, lag, ended = [], [], 0, 0, 0.0, False
     try:
         while not ended:
@@ -343,8 +333,8 @@ def print_streams(det: Detector, frames: np.ndarray, throughput: dict, trials: l
         print(f"| {t['cameras']} | {t['delivered_fps']:.1f} | {t['scored_fps']:.1f} | {t['latency_p50_ms']:.0f} | "
               f"{t['latency_p99_ms']:.0f} | {t['processing_p50_ms']:.0f} | {t['processing_p99_ms']:.0f} | "
               f"{t['final_lag_ms']:.0f} | {'yes' if t['real_time'] else 'no'} |")
-    print(f"\nLatency: a frame's arrival to its score, including the wait for the {det.cfg.model.frame_offset} later "
-          f"frames its score needs ({1e3 * det.cfg.model.frame_offset / args.camera_fps:.0f} ms at "
+    print(f"\nLatency: a frame's arrival to its score, including the wait for the {det.reach} later "
+          f"frames its score needs ({1e3 * det.reach / args.camera_fps:.0f} ms at "
           f"{args.camera_fps:g} fps); processing: the arrival of the last of those frames to the score.")
     if args.json:
         with open(args.json, "w") as f:

@@ -21,6 +21,7 @@ from sdmae import kernels
 from sdmae.config import get_preset
 from sdmae.data import make_clip
 from sdmae.model import SDMAE, patchify, random_masking, unpatchify, weighted_loss
+from sdmae.target import make_target
 
 
 def main(figure: str = "masked_autoencoder.png") -> dict:
@@ -33,9 +34,8 @@ def main(figure: str = "masked_autoencoder.png") -> dict:
     batch = kernels.prepare(frames, np.arange(64), cfg.input_size, cfg.patch)
     inputs = torch.from_numpy(batch.inputs)  # (T, 9, h, w)
     weights = torch.from_numpy(batch.weights)  # (T, L)
-    # no anomaly here: the map channel's target is its "normal" value (-1, the signed target)
-    normal_map = torch.full((len(inputs), 1, *cfg.input_size), cfg.map_normal)
-    target = patchify(torch.cat([inputs[:, kernels.CENTRE_FRAME], normal_map], 1), cfg.patch)  # (T, L, p*p*4)
+    # frame t's RGB, and no anomaly: the map channel's target is its "normal" value (-1, the signed target)
+    target = patchify(make_target(inputs, cfg.map_normal), cfg.patch)  # (T, L, p*p*4)
 
     model = SDMAE(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)

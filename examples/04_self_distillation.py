@@ -31,6 +31,7 @@ from sdmae.data import make_clip
 from sdmae.metrics import roc_auc
 from sdmae.model import SDMAE, patchify, seeded_masks, weighted_loss
 from sdmae.score import ScoreSpec
+from sdmae.target import make_target
 
 torch.manual_seed(0)
 cfg = get_preset("tiny").model
@@ -40,8 +41,7 @@ def batch_of(frames):
     """Frames -> model inputs (N, 9, h, w), patchified targets (N, L, p*p*4), weights (N, L)."""
     b = kernels.prepare(frames, np.arange(len(frames)), cfg.input_size, cfg.patch)
     x, w = torch.from_numpy(b.inputs), torch.from_numpy(b.weights)
-    normal_map = torch.full((len(x), 1, *cfg.input_size), cfg.map_normal)  # the map's target: nothing pasted
-    target = patchify(torch.cat([x[:, kernels.CENTRE_FRAME], normal_map], 1), cfg.patch)
+    target = patchify(make_target(x, cfg.map_normal), cfg.patch)  # no anomaly: the map's target is "normal"
     return x, target, w
 
 

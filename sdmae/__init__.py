@@ -10,7 +10,9 @@ Pipeline (one module per stage)::
     sdmae.model     masked AE: encoder, teacher decoder, student head
     sdmae.train     two-stage training (teacher, then self-distilled student)
     sdmae.checkpoint  the checkpoint format: save, safe load, the model it holds
-    sdmae.detector  score videos and streams with a trained run
+    sdmae.target    the reconstruction target (frame t + anomaly map): training and scoring
+    sdmae.detector  score videos with a trained run (prepare, forward, score a batch)
+    sdmae.streams   frame windows and live streams (StreamScorer)
     sdmae.postprocess, sdmae.metrics, sdmae.report
 
 Shape glossary used in every docstring:

@@ -1,7 +1,7 @@
 """Score videos and live streams with a trained run.
 
-frames -> kernels.prepare -> model (encoder, teacher, student) -> kernels.score
--> frame scores, pixel maps -> temporal smoothing.
+frames -> frame window (:mod:`sdmae.streams`) -> kernels.prepare -> model (encoder,
+teacher, student) -> kernels.score -> frame scores, pixel maps -> temporal smoothing.
 
 Score of frame t (documented weights, ``ScoreConfig``; formulas in
 :mod:`sdmae.score`): K complementary seeded masks, so every token is
@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import warnings
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -34,12 +32,14 @@ from .calibration import Calibration, CalibrationError, Threshold, load_calibrat
 from .checkpoint import CheckpointError, load_checkpoint, load_model
 from .config import Config
 from .data import VideoError, iter_frames, prefetch
-from .errors import SdmaeError
 from .events import Event, frames_for, to_events
 from .hardware import resolve_precision
 from .model import SDMAE, complementary_masks, seeded_masks
-from .postprocess import CausalSmoother, clean_map, normalize_per_video, smooth_scores
+from .postprocess import clean_map, normalize_per_video, smooth_scores
 from .score import ScoreSpec
+# the stream names stay importable from here, where they were defined before streams.py
+from .streams import FrameError, FrameWindow, StreamScore, StreamScorer, StreamWarning  # noqa: F401
+from .target import make_target
 
 
 # On a CPU a forward pass runs fastest with a few thousand tokens in the batch:
@@ -64,15 +64,6 @@ class VideoScores:
     raw: np.ndarray
     smoothed: np.ndarray
     maps: np.ndarray | list[np.ndarray] | None = None
-
-
-@dataclass
-class StreamScore:
-    """One frame's score from :meth:`Detector.stream`: ``index`` is the frame number."""
-
-    index: int
-    raw: float
-    smoothed: float
 
 
 class Detector:
@@ -288,31 +279,29 @@ class Detector:
         return batch
 
     def _target_image(self, inputs: torch.Tensor) -> torch.Tensor:
-        """(N, 4, h, w): frame t's RGB and the anomaly-map channel's "normal" value, the
-        test-time target. The buffer is kept between batches of one size, so the map
-        channel is written once."""
-        n = inputs.shape[0]
+        """(N, 9, h, w) inputs -> (N, 4, h, w) test-time target (no anomaly anywhere), in a
+        buffer kept between batches of one size."""
         buf = self._target_buffer
-        if buf is None or buf.shape[0] != n or buf.device != inputs.device:
-            buf = torch.full((n, 4) + tuple(self.size), self.cfg.model.map_normal, device=inputs.device)
-            self._target_buffer = buf
-        buf[:, :3].copy_(inputs[:, kernels.CENTRE_FRAME])
-        return buf
+        if buf is not None and (buf.shape[0] != inputs.shape[0] or buf.device != inputs.device):
+            buf = None
+        self._target_buffer = make_target(inputs, self.cfg.model.map_normal, out=buf)
+        return self._target_buffer
 
     # ----------------------------------------------------------------- offline
 
     def score_frames(self, frames: Iterable[np.ndarray], *, with_maps: bool = False,
                      normalize: bool = False, map_chunks: bool = False) -> VideoScores:
-        """Score a whole video given as an iterable of (H, W, 3) uint8 frames (or a (T, H, W, 3) array).
+        """Score a whole video given as an iterable of (H, W, 3) uint8 frames (or a (T, H, W, 3) array;
+        NumPy, or torch: frames already on a GPU detector's device stay there).
 
-        Frames stream through a window of ``batch + 2 * offset`` frames: a long
-        video is never held in memory (unless maps are asked for: T x h x w floats).
+        Frames stream through a :class:`~sdmae.streams.FrameWindow` of at most ``batch +
+        2 * reach`` frames: a long video is never held in memory (unless maps are asked for: T x h x w floats).
         ``map_chunks``: ``maps`` is the list of each forward pass's (n, h, w) maps, in
         frame order, rather than one array (joining them holds the maps twice).
         """
         raw, maps = [], []
-        for window, centres, keys in _windows(frames, self.batch_size, self._reach()):
-            f, mp = self.score_batch(window, centres, keys, with_maps)
+        for batch in FrameWindow(self.reach, self.batch_size).feed(frames):  # one stream, closed at the end
+            f, mp = self.score_batch(*batch, with_maps)
             raw.append(f)
             if with_maps:
                 maps.append(clean_map(mp, self.cfg.score.erosion, self.cfg.score.dilation))
@@ -330,7 +319,7 @@ class Detector:
                     normalize: bool = False, map_chunks: bool = False) -> VideoScores:
         """Score a video file or frame folder (decoded once, streamed; decoding runs in a
         worker thread, overlapping the model). ``map_chunks`` as in :meth:`score_frames`."""
-        frames = prefetch(iter_frames(source), depth=self.batch_size + 2 * self._reach())
+        frames = prefetch(iter_frames(source), depth=self.batch_size + 2 * self.reach)
         try:
             return self.score_frames(frames, with_maps=with_maps, normalize=normalize, map_chunks=map_chunks)
         except VideoError as exc:
@@ -338,7 +327,10 @@ class Detector:
                 raise
             raise VideoError(f"{source}: {exc}") from None
 
-    def _reach(self) -> int:
+    @property
+    def reach(self) -> int:
+        """Frames a centre's score reads on each side (its inputs t +- ``frame_offset``,
+        its motion t +- ``grad_step``): frame t is ready once frame t + reach has arrived."""
         return max(self.cfg.model.frame_offset, self.cfg.model.grad_step)
 
     # ----------------------------------------------------------------- streaming
@@ -356,212 +348,3 @@ class Detector:
         for frame in frames:
             yield from scorer.push("stream", frame)
         yield from scorer.close("stream")
-
-
-class FrameError(SdmaeError):
-    """A frame :class:`StreamScorer` rejected. ``stream`` and ``index`` (the index the
-    frame would have had) name it; the stream goes on without it."""
-
-    def __init__(self, stream: Any, index: int, problem: str):
-        super().__init__(f"stream {stream!r}, frame {index} rejected: {problem}; expected an (H, W, 3) uint8 "
-                         "array (the stream goes on without it)")
-        self.stream, self.index = stream, index
-
-
-class StreamWarning(UserWarning):
-    """A stream restarted at a new resolution, or ``push_many`` rejected a frame."""
-
-
-@dataclass
-class _Stream:
-    """One stream's frames since ``first`` (the global index of ``frames[0]``)."""
-
-    size: tuple[int, int]  # (H, W) of every frame of this stream
-    smoother: CausalSmoother
-    first: int = 0
-    next_centre: int = 0  # the first frame not yet scored
-    frames: deque = field(default_factory=deque)
-
-    @property
-    def arrived(self) -> int:
-        """The index the next frame gets."""
-        return self.first + len(self.frames)
-
-
-class StreamScorer:
-    """Several live streams batched through one model.
-
-    ``push(stream_id, frame)`` returns the scores that became ready (possibly
-    of several frames); ``push_many({id: frame, ...})`` takes one frame of each
-    of several streams and scores what became ready in shared forward passes
-    (up to the detector's batch size: batch 1 per camera ran at 210 frames/s
-    against 1850 at 32 for the tiny preset on a CPU); ``close(stream_id)``
-    scores the stream's last frames; ``discard(stream_id)`` drops a stream
-    without scoring them; ``streams`` lists the live ids. A closed or discarded
-    id pushed again starts a new stream at frame 0. Scores equal offline
-    scoring of the same frames before smoothing (to 1e-5 in float32, ~1e-3 in
-    bf16).
-
-    Frames are checked on arrival: one that is not an (H, W, 3) uint8 array
-    is rejected with a :class:`FrameError` (a ValueError) naming the stream
-    and the frame's index, and is not buffered: it takes no index and the
-    stream goes on with the next frame. ``push`` raises it; ``push_many``
-    scores the other streams' frames as usual, warns (:class:`StreamWarning`)
-    and keeps the errors in ``last_errors`` ({stream_id: FrameError}, reset by
-    every ``push_many``).
-
-    A frame of another resolution than the stream's earlier ones restarts the
-    stream, with a :class:`StreamWarning`: the frames buffered at the old size
-    are scored as if the stream had been closed (their scores are returned by
-    that same call), then a new stream (edges, smoothing) starts at the new
-    size. Its frame indices go on counting from the old ones, and, as ever,
-    the index seeds the frame's masks.
-    """
-
-    def __init__(self, detector: Detector):
-        self.detector = detector
-        self.reach = detector._reach()
-        self._streams: dict[Any, _Stream] = {}
-        self.last_errors: dict[Any, FrameError] = {}
-
-    @property
-    def streams(self) -> list:
-        """The ids of the live streams."""
-        return list(self._streams)
-
-    def push(self, sid: Any, frame: np.ndarray) -> list[StreamScore]:
-        """One frame of one stream; raises :class:`FrameError` for a bad frame."""
-        return self._score_ready(self._admit(sid, self._check(sid, frame)))
-
-    def push_many(self, frames: dict[Any, np.ndarray]) -> list[tuple[Any, StreamScore]]:
-        """One frame for each of several streams, scored in one batch. A bad frame is
-        rejected without failing the call: see the class docstring."""
-        self.last_errors, ready = {}, []
-        for sid, frame in frames.items():
-            try:
-                checked = self._check(sid, frame)
-            except FrameError as error:
-                self.last_errors[sid] = error
-                warnings.warn(str(error), StreamWarning, stacklevel=2)
-                continue
-            ready += self._admit(sid, checked)
-        return self._score_ready(ready, tagged=True)
-
-    def close(self, sid: Any) -> list[StreamScore]:
-        """Score the stream's last frames and end it."""
-        if sid not in self._streams:
-            return []
-        out = self._score_ready([(sid, self._streams[sid], True)])
-        del self._streams[sid]
-        return out
-
-    def discard(self, sid: Any) -> None:
-        """End the stream without scoring its last frames (no-op for an unknown id)."""
-        self._streams.pop(sid, None)
-
-    def _check(self, sid: Any, frame: Any) -> np.ndarray:
-        """The frame as an array. A bad one raises FrameError now: buffered, it would fail
-        every later push of its stream and of the streams batched with it."""
-        stream = self._streams.get(sid)
-        index = stream.arrived if stream else 0
-        try:
-            a = np.array(frame)  # a copy: cameras often reuse one output buffer for every frame
-        except (TypeError, ValueError, RuntimeError) as error:
-            raise FrameError(sid, index, f"cannot be read as an array ({error})") from None
-        if a.ndim != 3 or a.shape[2] != 3:
-            raise FrameError(sid, index, f"shape {a.shape}")
-        if a.shape[0] == 0 or a.shape[1] == 0:
-            raise FrameError(sid, index, f"empty, shape {a.shape}")
-        if a.dtype != np.uint8:
-            raise FrameError(sid, index, f"dtype {a.dtype}")
-        return a
-
-    def _admit(self, sid: Any, frame: np.ndarray) -> list[tuple[Any, _Stream, bool]]:
-        """Buffer a checked frame, restarting the stream if its size changed; returns the
-        (id, stream, ending) entries to score."""
-        stream, size, ending = self._streams.get(sid), frame.shape[:2], []
-        if stream is None or size != stream.size:
-            start = 0
-            if stream is not None:
-                warnings.warn(f"stream {sid!r}: frame {stream.arrived} is {size[0]}x{size[1]}, earlier frames "
-                              f"{stream.size[0]}x{stream.size[1]}; restarting the stream at the new size (its "
-                              "buffered frames are scored as if closed)", StreamWarning, stacklevel=3)
-                ending, start = [(sid, stream, True)], stream.arrived
-            stream = self._streams[sid] = _Stream(size, CausalSmoother(self.detector.cfg.score.smoothing_sigma),
-                                                  first=start, next_centre=start)
-        stream.frames.append(frame)
-        return ending + [(sid, stream, False)]
-
-    def _score_ready(self, streams: list[tuple[Any, _Stream, bool]], tagged: bool = False) -> list:
-        """Score every stream's ready centres (all of them when ``ending``); the streams'
-        samples share forward passes of up to the detector's batch size."""
-        results, pending, count = [], [], 0
-        for sid, stream, ending in streams:
-            buf, first = stream.frames, stream.first
-            stop = stream.arrived if ending else stream.arrived - self.reach  # centres < stop are ready
-            centres = np.arange(stream.next_centre, max(stop, stream.next_centre))
-            if len(centres):
-                pending.append((sid, stream, centres, self.detector.prepare(np.stack(buf), centres - first)))
-                count += len(centres)
-                stream.next_centre = int(centres[-1]) + 1
-                if count >= self.detector.batch_size:
-                    results += self._score_pending(pending, tagged)
-                    pending, count = [], 0
-            # keep only the frames later centres can still reach
-            while stream.first < stream.next_centre - self.reach and buf:
-                buf.popleft()
-                stream.first += 1
-        if pending:
-            results += self._score_pending(pending, tagged)
-        return results
-
-    def _score_pending(self, pending: list, tagged: bool) -> list:
-        """One forward pass for the prepared samples of one or more streams."""
-        preps = [prep for *_, prep in pending]
-        if len(preps) == 1:
-            prep = preps[0]
-        else:
-            cat = torch.cat if torch.is_tensor(preps[0].inputs) else np.concatenate
-            prep = kernels.Prepared(cat([p.inputs for p in preps]), None, cat([p.weights for p in preps]))
-        raw, _ = self.detector.score_prepared(prep, np.concatenate([centres for _, _, centres, _ in pending]))
-        results, start = [], 0
-        for sid, stream, centres, _ in pending:
-            for t, r in zip(centres, raw[start:start + len(centres)]):
-                item = StreamScore(int(t), float(r), float(stream.smoother(float(r))))
-                results.append((sid, item) if tagged else item)
-            start += len(centres)
-        return results
-
-
-def _windows(frames: Iterable[np.ndarray], batch: int, reach: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Split a frame stream into windows: (frames, centres in the window, global centre indices).
-
-    Each window holds its centres plus ``reach`` frames on each side (fewer at
-    the ends, where prepare clamps to the first/last frame, exactly as for the
-    whole video).
-    """
-    buf: deque = deque()
-    first = 0  # global index of buf[0]
-    next_centre = 0
-    ended = False
-    it = iter(frames)
-    while not ended or next_centre < first + len(buf):
-        # read until the window of the next batch is complete or the stream ends
-        while not ended and first + len(buf) < next_centre + batch + reach:
-            try:
-                buf.append(next(it))
-            except StopIteration:
-                ended = True
-        total_known = first + len(buf)
-        stop = min(next_centre + batch, total_known if ended else total_known - reach)
-        if stop <= next_centre:
-            if ended:
-                break
-            continue
-        centres = np.arange(next_centre, stop)
-        window = np.stack(buf)
-        yield window, centres - first, centres
-        next_centre = stop
-        while first < next_centre - reach and buf:
-            buf.popleft()
-            first += 1

@@ -338,7 +338,7 @@ class Watcher:
                  backoff: float = 0.5, max_backoff: float = 10.0, pre_seconds: float = 2.0,
                  max_clip_seconds: float = 30.0, out: TextIO | None = None, err: TextIO | None = None,
                  on_event: Callable[[dict], None] | None = None):
-        from .detector import StreamScorer
+        from .streams import StreamScorer
 
         self.detector = detector
         self.threshold = detector.stream_threshold
@@ -530,7 +530,7 @@ class Watcher:
             frames = self.detector.event_frames(fps)
             recent = 0
             if self.clips is not None:  # from pre_seconds before a start to its announcement
-                recent = int(self.pre_seconds * fps) + frames["min_frames"] + self._scorer.reach + 1
+                recent = int(self.pre_seconds * fps) + frames["min_frames"] + self.detector.reach + 1
             self._streams[sid] = _Stream(source, sid, fps, EventTracker(self.threshold.value, **frames), recent)
         elif kind == "close":
             self._close_stream(item[1])

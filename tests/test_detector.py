@@ -42,6 +42,13 @@ def test_streaming_equals_offline_before_smoothing(detector, clip):
     np.testing.assert_allclose([s.raw for s in streamed], offline.raw, rtol=1e-5)
 
 
+def test_a_video_shorter_than_the_reach_streams_as_offline(detector, clip):
+    short = clip[:detector.reach - 1]  # no frame ever has its later frames: all scored at the close
+    streamed = [s.raw for s in detector.stream(iter(short))]
+    np.testing.assert_allclose(streamed, detector.score_frames(short).raw, rtol=1e-5)
+    assert len(streamed) == len(short)
+
+
 def test_several_streams_batched_through_one_model(detector, clip):
     scorer = StreamScorer(detector)
     got = {"a": [], "b": []}

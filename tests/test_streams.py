@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from sdmae.data import load_dataset, read_video
-from sdmae.detector import Detector, FrameError, StreamScorer, StreamWarning
+from sdmae.detector import Detector
+from sdmae.streams import FrameError, StreamScorer, StreamWarning
 
 
 @pytest.fixture(scope="module")

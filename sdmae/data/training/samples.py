@@ -24,6 +24,7 @@ from sdmae.data.records import DatasetError
 from sdmae.data.training.anomalies import ObjectBank, maybe_paste
 from sdmae.data.training.frame_cache import (CachedVideo, decode_chunks, default_cache_dir, normal_runs,
                                              open_or_build, training_runs)
+from sdmae.target import make_target
 
 __all__ = ["TrainFrames", "TrainSamples", "normal_runs"]
 
@@ -159,7 +160,7 @@ class TrainSamples(Dataset):
         if pasted:
             # Overlook the anomaly: the target is the clean frame; the pasted object
             # weighs heavily in the loss through the gradients under it.
-            clean = kernels.prepare(clip, [k], m.input_size, m.patch, k, m.grad_step).inputs[0, kernels.CENTRE_FRAME]
+            clean_inputs = kernels.prepare(clip, [k], m.input_size, m.patch, k, m.grad_step).inputs[0]
             mask_small = _resize_mask(mask, m.input_size)
             if tc.anomaly_gradient == "floor":  # as strong as the strongest motion in the frame
                 gradients = np.maximum(gradients, max(128.0, float(gradients.max())) * mask_small[None])
@@ -167,12 +168,10 @@ class TrainSamples(Dataset):
                 gradients = gradients + 255.0 * mask_small[None]
             weights = kernels.token_weights(np.ascontiguousarray(gradients[None], np.float32), m.patch)[0]
         else:
-            clean = inputs[kernels.CENTRE_FRAME]
+            clean_inputs = inputs
             mask_small = np.zeros(m.input_size, np.float32)
             weights = prep.weights[0]
-        normal = m.map_normal  # -1 (signed) or 0 (unit) where nothing was pasted
-        target_map = normal + (1.0 - normal) * mask_small
-        target = np.concatenate([clean, target_map[None].astype(np.float32)], axis=0)  # (4, h, w)
+        target = make_target(clean_inputs, m.map_normal, mask_small)  # (4, h, w)
         return {"inputs": torch.from_numpy(inputs), "target": torch.from_numpy(target),
                 "weights": torch.from_numpy(weights), "anomaly": torch.tensor(float(pasted)),
                 "index": torch.tensor(int(i))}
