@@ -24,6 +24,20 @@ def synchronizer(device: Any) -> Callable[[], None]:
     return lambda: None
 
 
+def device_and_threads(device: str, threads: int | None):
+    """The torch device of ``--device`` (refused where CUDA is asked for and absent), with
+    torch's CPU threads set to ``--threads``, by default one per physical core."""
+    import torch
+
+    from sdmae.hardware import physical_cores
+
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device visible to torch")
+    torch.set_num_threads(threads or physical_cores())
+    return dev
+
+
 def _timing(times: list[float]) -> Timing:
     return Timing(statistics.median(times), (min(times), max(times)), times)
 

@@ -37,11 +37,11 @@ import sys
 import time
 
 import torch
-from _harness import device_name, synchronizer, timeit_interleaved
+from _harness import device_and_threads, device_name, synchronizer, timeit_interleaved
 
 from sdmae import kernels
 from sdmae.config import get_preset
-from sdmae.hardware import physical_cores, resolve_precision
+from sdmae.hardware import resolve_precision
 from sdmae.model import AUTOCAST_DTYPES, SDMAE, seeded_masks
 from sdmae.score import ScoreSpec
 
@@ -178,11 +178,7 @@ def main(argv=None):
     parser.add_argument("--json", help="also write the rows as JSON to this file")
     args = parser.parse_args(argv)
 
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device visible to torch")
-    threads = args.threads or physical_cores()
-    torch.set_num_threads(threads)
+    device = device_and_threads(args.device, args.threads)
     presets = ["tiny"] if args.quick else args.presets.split(",")
     repeats, warmup = (1, 1) if args.quick else (args.repeats, args.warmup)
     dev_name = device_name(device)

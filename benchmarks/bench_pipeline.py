@@ -69,14 +69,14 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from _harness import cpu_features, cpu_name, device_name, synchronizer, timeit, timeit_interleaved
+from _harness import cpu_features, cpu_name, device_and_threads, device_name, synchronizer, timeit, timeit_interleaved
 
 import sdmae.detector as detector_mod
 from sdmae import kernels
 from sdmae.config import FAST_SCORE, get_preset
 from sdmae.data import iter_frames, make_clip, prefetch, write_video
 from sdmae.detector import Detector, StreamScorer
-from sdmae.hardware import physical_cores, resolve_precision
+from sdmae.hardware import resolve_precision
 from sdmae.model import SDMAE, seeded_masks
 
 SOURCE = {"avenue": (360, 640), "shanghaitech": (480, 856), "ubnormal": (720, 1280), "ped2": (240, 360),
@@ -389,10 +389,7 @@ def main(argv=None):
     parser.add_argument("--json", help="also write the results as JSON to this file")
     args = parser.parse_args(argv)
 
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device visible to torch")
-    torch.set_num_threads(args.threads or physical_cores())
+    device = device_and_threads(args.device, args.threads)
     preset = "tiny" if args.quick else args.preset
     frames_n = 12 if args.quick else args.frames
     repeats = 1 if args.quick else args.repeats

@@ -29,10 +29,9 @@ import tempfile
 from pathlib import Path
 
 import torch
-from _harness import synchronizer, timeit, timeit_interleaved
+from _harness import device_and_threads, synchronizer, timeit, timeit_interleaved
 
 from sdmae.config import get_preset
-from sdmae.hardware import physical_cores
 from sdmae.model import patchify, weighted_loss
 from sdmae.train import _step_loss, build_model, sample_masks
 
@@ -142,10 +141,7 @@ def main(argv=None):
     parser.add_argument("--json", help="also write the rows as JSON to this file")
     args = parser.parse_args(argv)
 
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device visible to torch")
-    torch.set_num_threads(args.threads or physical_cores())
+    device = device_and_threads(args.device, args.threads)
     presets = ["tiny"] if args.quick else args.presets.split(",")
     steps, warmup = (1, 1) if args.quick else (args.steps, args.warmup)
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"

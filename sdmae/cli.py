@@ -72,9 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--normalize", action="store_true", help="min-max normalise scores per video (needs the "
                    "whole video; off by default)")
     _add_fast(e)
-    e.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    _add_precision(e)
-    _add_threads(e)
+    _add_scoring(e)
 
     s = sub.add_parser("score", help="score your own videos: CSV, plot, optional overlay video",
                        description="Score video files or frame folders. Each input gives NAME.csv, NAME.png "
@@ -88,9 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overlay", action="store_true", help="also write the video with the anomaly heat map")
     _add_false_alarm_rate(s, "the run's (1 %% unless trained with another)")
     _add_fast(s)
-    s.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    _add_precision(s)
-    _add_threads(s)
+    _add_scoring(s)
 
     c = sub.add_parser("calibrate", help="set a run's alert threshold on normal footage, without retraining",
                        description="Score normal videos (say, a new week of a camera's footage) with a trained "
@@ -99,26 +95,27 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("run")
     c.add_argument("--data", required=True, help="folder of normal video files or frame folders")
     _add_false_alarm_rate(c, "the run's, 1 %% unless trained with another; only for the threshold printed")
-    c.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    _add_precision(c)
-    _add_threads(c)
+    _add_scoring(c)
 
     w = watch.add_parser(sub)
     _add_false_alarm_rate(w, "the run's, 1 %% unless trained with another")
     _add_fast(w)
-    w.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    _add_precision(w)
-    _add_threads(w)
+    _add_scoring(w)
 
     d = sub.add_parser("demo", help="synthetic dataset -> train both stages -> evaluate -> report")
     d.add_argument("--out", default="sdmae-demo", help="where data, run and report go (default ./sdmae-demo)")
     d.add_argument("--epochs", type=int, default=None, help="teacher epochs (default: the demo's budget)")
     d.add_argument("--student-epochs", type=int, default=None)
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    _add_precision(d)
-    _add_threads(d)
+    _add_scoring(d)
     return parser
+
+
+def _add_scoring(parser: argparse.ArgumentParser) -> None:
+    """--device, --precision and --threads: where and how a command runs the model."""
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    _add_precision(parser)
+    _add_threads(parser)
 
 
 def _add_threads(parser: argparse.ArgumentParser) -> None:
