@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = pytest.mark.integration  # each script's whole --quick run
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 # script, extra arguments, rows its table must hold (the start of a cell)

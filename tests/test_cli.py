@@ -73,6 +73,7 @@ def test_demo_from_the_command_line(tmp_path):
     assert np.isfinite(metrics["fps"])
 
 
+@pytest.mark.integration  # a real process per layout
 @pytest.mark.parametrize("layout", ["avenue", "shanghaitech", "ped2", "ubnormal", "folder"])
 def test_evaluate_and_score_every_layout(tiny_run, tmp_path, layout):
     from sdmae.data import make_dataset

@@ -94,6 +94,7 @@ def test_missing_run_is_named(tmp_path):
         Detector.load(tmp_path)
 
 
+@pytest.mark.slow  # about a minute where the CPU has no native bf16
 def test_bf16_scores_stay_close_to_fp32(tiny_run, detector, clip):
     low = Detector.load(tiny_run, precision="bf16")
     assert low.precision == "bf16" and detector.precision == "fp32"

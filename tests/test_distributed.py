@@ -12,9 +12,12 @@ import torch
 
 from sdmae.train import load_checkpoint
 
-pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or shutil.which("torchrun") is None
-                                and not os.path.exists(os.path.join(os.path.dirname(sys.executable), "torchrun")),
-                                reason="torch.distributed / torchrun not available")
+pytestmark = [
+    pytest.mark.integration,  # torchrun processes
+    pytest.mark.skipif(not torch.distributed.is_available() or shutil.which("torchrun") is None
+                       and not os.path.exists(os.path.join(os.path.dirname(sys.executable), "torchrun")),
+                       reason="torch.distributed / torchrun not available"),
+]
 
 TRAIN_ARGS = ["--preset", "tiny", "--epochs", "1", "--student-epochs", "1", "--batch-size", "16", "--seed", "5"]
 

@@ -3,6 +3,8 @@
 import pytest
 from helpers import run_example
 
+pytestmark = pytest.mark.integration  # each example trains its model
+
 
 def test_01_motion_puts_the_loss_on_the_moving_tokens(tmp_path):
     n = run_example("01_motion_gradients.py", tmp_path / "figure.png")
