@@ -341,7 +341,7 @@ def trained_change(recipe: str, split: int, seed: int, data: Path, frames, work:
     other = "sdmae" if base == "authors" else "authors"
     value = next(v for p, f, v in recipe_changes(base, other) if (p, f) == (part, field))
     cfg = config(base, seed, s)
-    setattr(cfg, part, dataclasses.replace(getattr(cfg, part), **{field: value}))
+    cfg = cfg.changed(**{part: {field: value}})
     return train_once(cfg, f"{recipe}-split{split}", data, frames, work, log)
 
 

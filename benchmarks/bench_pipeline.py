@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import contextlib
 import json
 import queue
@@ -395,7 +394,7 @@ def main(argv=None):
     repeats = 1 if args.quick else args.repeats
     cfg = get_preset(preset, input_size=args.input_size, patch=args.patch)
     if args.batch:
-        cfg.score.batch_size = args.batch  # else the preset's, as a user's run (capped on a CPU by the Detector)
+        cfg = cfg.changed(score={"batch_size": args.batch})  # else the preset's, as a user's run (capped on a CPU by the Detector)
     source = args.video_size or SOURCE.get(preset, cfg.model.input_size)
 
     model = SDMAE(cfg.model, generator=torch.Generator().manual_seed(0)).eval()
@@ -428,7 +427,7 @@ def main(argv=None):
 
         # the default score and the fast one (--fast: one masked pass), round-robin so that
         # their ratio holds on a shared machine; warm-up of the default done by the correctness pass
-        fast = Detector(scorer, dataclasses.replace(cfg, score=dataclasses.replace(cfg.score, **FAST_SCORE)), device)
+        fast = Detector(scorer, cfg.changed(score=FAST_SCORE), device)
         timed = timeit_interleaved({"default": lambda: det.score_video(path, with_maps=args.maps),
                                     "fast": lambda: fast.score_video(path, with_maps=args.maps)},
                                    repeats, warmup=1, sync=synchronizer(device))

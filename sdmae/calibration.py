@@ -232,12 +232,10 @@ def calibrate_run(detector, run_dir: str | os.PathLike, clips, source: str, prog
     """Calibrate ``detector`` (a run's, with its default score) and the same model with the
     fast score (:data:`sdmae.config.FAST_SCORE`) on the same normal footage; write both to
     ``RUN/calibration.json``."""
-    import dataclasses
-
     from .config import FAST_SCORE
 
     cfg = detector.cfg
-    fast = type(detector)(detector.model, dataclasses.replace(cfg, score=dataclasses.replace(cfg.score, **FAST_SCORE)),
+    fast = type(detector)(detector.model, cfg.changed(score=FAST_SCORE),
                           detector.device)
     clips = list(clips)
     calibrations = [calibrate(d, clips, source, progress=progress) for d in (detector, fast)]

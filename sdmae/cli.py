@@ -11,7 +11,6 @@ command leaves nothing half-written.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import math
 import os
@@ -255,7 +254,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                    "seed": args.seed}.items() if v is not None}
     cfg = get_preset(args.preset, recipe=args.recipe, input_size=args.input_size, patch=args.patch, **overrides)
     if args.false_alarm_rate is not None:
-        cfg.alert = dataclasses.replace(cfg.alert, false_alarm_rate=args.false_alarm_rate)
+        cfg = cfg.changed(alert=dict(false_alarm_rate=args.false_alarm_rate))
     _require_dir(args.data, "--data")
     _check_out_dir(Path(args.out), "--out")
     if args.cache_dir:

@@ -22,7 +22,6 @@ Token counts per preset (L = (h/p) * (w/p), half of them visible at mask ratio 0
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 from dataclasses import dataclass, field
@@ -49,7 +48,7 @@ class ConfigError(SdmaeError):
     """A setting out of its range, an unknown preset or key (the message names it)."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     """Architecture of :class:`sdmae.model.SDMAE`."""
 
@@ -88,7 +87,7 @@ class ModelConfig:
     grad_step: int = 1
 
     def __post_init__(self):
-        self.input_size = tuple(self.input_size)  # lists from JSON
+        object.__setattr__(self, "input_size", tuple(self.input_size))  # lists from JSON (frozen: no setattr)
         _check_size(self.input_size, self.patch)
         for name in ("enc_dim", "enc_depth", "enc_heads",
                      "dec_dim", "dec_depth", "dec_heads", "frame_offset", "grad_step"):
@@ -141,7 +140,7 @@ class ModelConfig:
         return self.grid[0] * self.grid[1]
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """Two-stage training: teacher (``epochs``), then student (``student_epochs``)."""
 
@@ -196,8 +195,8 @@ class TrainConfig:
     calibration_fraction: float = 0.1
 
     def __post_init__(self):
-        self.adam_betas = tuple(self.adam_betas)  # lists from JSON
-        self.speed_factors = tuple(int(f) for f in self.speed_factors)
+        object.__setattr__(self, "adam_betas", tuple(self.adam_betas))  # lists from JSON (frozen: no setattr)
+        object.__setattr__(self, "speed_factors", tuple(int(f) for f in self.speed_factors))
         if not 0.0 <= self.calibration_fraction < 1.0:
             raise ConfigError(f"calibration_fraction must be in [0, 1), got {self.calibration_fraction}")
         if not 0.0 <= self.zoom_probability <= 1.0:
@@ -230,7 +229,7 @@ class TrainConfig:
             raise ConfigError(f"anomaly_probability must be in [0, 1], got {self.anomaly_probability}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ScoreConfig:
     """How a trained model turns predictions into frame scores and pixel maps
     (one spec, :class:`sdmae.score.ScoreSpec`; the formulas: :func:`sdmae.score.frame_scores`
@@ -281,7 +280,7 @@ class ScoreConfig:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class AlertConfig:
     """From scores to alerts (:mod:`sdmae.events`): the threshold is the smoothed score
     that ``false_alarm_rate`` of the held-back normal frames exceed; frames above it
@@ -301,7 +300,7 @@ class AlertConfig:
                 raise ConfigError(f"{name} must be a finite number >= 0, got {value}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
     """One run: which preset it came from, and its model, training, scoring and alert settings."""
 
@@ -310,6 +309,12 @@ class Config:
     train: TrainConfig
     score: ScoreConfig
     alert: AlertConfig = field(default_factory=AlertConfig)
+
+    def changed(self, **parts: dict) -> "Config":
+        """A copy with some fields of its parts changed (configs are frozen), e.g.
+        ``cfg.changed(score={"test_masks": 1}, alert={"false_alarm_rate": 0.05})``."""
+        return dataclasses.replace(self, **{part: dataclasses.replace(getattr(self, part), **fields)
+                                            for part, fields in parts.items()})
 
     def to_dict(self) -> dict:
         """JSON-able dict (tuples become lists), with the layout's ``version``."""
@@ -468,7 +473,7 @@ FAST_SCORE: dict[str, Any] = {"test_masks": 1}
 
 def get_preset(name: str, *, recipe: str = "sdmae", input_size: tuple[int, int] | None = None,
                patch: int | None = None, **train_overrides) -> Config:
-    """A fresh copy of preset ``name``, optionally with another model size/patch
+    """Preset ``name`` (frozen), optionally with another model size/patch
     and TrainConfig fields overridden (e.g. ``epochs=5, lr=3e-4``).
 
     recipe : "sdmae" (the defaults) or "authors" (:data:`AUTHORS_RECIPE` applied:
@@ -482,10 +487,10 @@ def get_preset(name: str, *, recipe: str = "sdmae", input_size: tuple[int, int] 
         raise ConfigError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
     if recipe not in RECIPES:
         raise ConfigError(f"unknown recipe {recipe!r}; choose from {list(RECIPES)}")
-    cfg = copy.deepcopy(PRESETS[name])
+    cfg = PRESETS[name]  # frozen: shared, never changed; each change below makes a new one
     if recipe == "authors":
-        for part, fields in AUTHORS_RECIPE.items():
-            setattr(cfg, part, dataclasses.replace(getattr(cfg, part), **fields))
+        cfg = dataclasses.replace(cfg, **{part: dataclasses.replace(getattr(cfg, part), **fields)
+                                          for part, fields in AUTHORS_RECIPE.items()})
     if input_size is not None or patch is not None:
         size = cfg.model.input_size if input_size is None else tuple(input_size)
         p = cfg.model.patch if patch is None else patch
@@ -495,14 +500,14 @@ def get_preset(name: str, *, recipe: str = "sdmae", input_size: tuple[int, int] 
             given = ", ".join(f"{k}={v!r}" for k, v in (("input_size", input_size), ("patch", patch))
                               if v is not None)
             raise ConfigError(f"get_preset({name!r}, {given}): {e}") from None
-        cfg.model = dataclasses.replace(cfg.model, input_size=size, patch=p)
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, input_size=size, patch=p))
     if train_overrides:
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         unknown = sorted(set(train_overrides) - known)
         if unknown:
             raise ConfigError(f"get_preset({name!r}): unknown train overrides {unknown}; "
                               f"known: {sorted(known)}")
-        cfg.train = dataclasses.replace(cfg.train, **train_overrides)
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train_overrides))
     return cfg
 
 

@@ -120,9 +120,9 @@ class Detector:
                                   "finish it with sdmae train --resume")
         cfg = state["config"]
         if score:
-            cfg.score = dataclasses.replace(cfg.score, **score)
+            cfg = cfg.changed(score=score)
         if alert:
-            cfg.alert = dataclasses.replace(cfg.alert, **alert)
+            cfg = cfg.changed(alert=alert)
         model = load_model(state, path).fuse_for_inference().set_precision(precision)
         detector = cls(model, cfg, device)
         detector.calibrations = load_calibrations(run_dir)

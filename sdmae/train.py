@@ -16,7 +16,6 @@ same model.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -378,7 +377,7 @@ def _keep_run_settings(run_dir: Path, cfg: Config) -> Config:
     except (OSError, ValueError, KeyError, TypeError):
         return cfg
     kept = {name: getattr(saved.train, name) for part, name in _RUN_KEEPS_ON_RESUME if part == "train"}
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **kept))
+    return cfg.changed(train=kept)
 
 
 def _check_resumable(run_dir: Path, cfg: Config) -> None:

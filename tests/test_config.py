@@ -46,8 +46,8 @@ def test_round_trip(name):
 
 def test_round_trip_non_default():
     cfg = get_preset("tiny", input_size=(32, 48), patch=4, lr=3e-4, seed=7)
-    cfg.model.token_mixer, cfg.model.pos_embed, cfg.model.cls_head = "linear", True, True
-    cfg.score.frame_reduce, cfg.score.tokens = "max", "visible"
+    cfg = cfg.changed(model=dict(token_mixer="linear", pos_embed=True, cls_head=True),
+                      score=dict(frame_reduce="max", tokens="visible"))
     again = Config.from_dict(json.loads(json.dumps(cfg.to_dict())))
     assert again == cfg and again.model.input_size == (32, 48)
 
@@ -76,8 +76,10 @@ def test_overrides_applied_and_copies_independent():
     assert cfg.model.input_size == (96, 160) and cfg.model.patch == 16
     assert cfg.model.num_tokens == 6 * 10
     assert (cfg.train.epochs, cfg.train.batch_size) == (3, 8)
-    cfg.train.epochs = 99
-    assert PRESETS["shanghaitech"].train.epochs != 99
+    with pytest.raises(dataclasses.FrozenInstanceError):  # a preset cannot be changed through a copy
+        cfg.train.epochs = 99
+    assert cfg.changed(train={"epochs": 99}).train.epochs == 99 and cfg.train.epochs == 3
+    assert PRESETS["shanghaitech"].train.epochs != 3
     assert get_preset("shanghaitech").model.input_size == (160, 320)
     # patch alone must fit the preset's size: 160x320 is a multiple of 16
     assert get_preset("shanghaitech", patch=16).model.num_tokens == 10 * 20

@@ -27,11 +27,7 @@ def test_same_run_scores_the_same_video_identically(detector, clip):
 
 def test_scores_do_not_depend_on_the_batch(detector, clip):
     big = detector.score_frames(clip).raw
-    detector.cfg.score.batch_size = 4
-    try:
-        small = detector.score_frames(clip).raw
-    finally:
-        detector.cfg.score.batch_size = 32
+    small = Detector(detector.model, detector.cfg.changed(score={"batch_size": 4})).score_frames(clip).raw
     np.testing.assert_allclose(small, big, rtol=1e-5)
 
 
@@ -142,8 +138,7 @@ def test_cpu_forward_batch_is_capped_by_tokens(tiny_run):
         assert det.batch_size == min(cfg.score.batch_size, max(1, CPU_TOKENS_PER_FORWARD // cfg.model.num_tokens))
     cfg = get_preset("avenue")
     assert Detector(SDMAE(cfg.model), cfg).batch_size == 8
-    cfg.score.batch_size = 3
-    assert Detector(SDMAE(cfg.model), cfg).batch_size == 3
+    assert Detector(SDMAE(cfg.model), cfg.changed(score={"batch_size": 3})).batch_size == 3
 
 
 needs_cuda = pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")

@@ -30,8 +30,8 @@ def test_shuffled_mixer_lays_visible_tokens_out_in_mask_order():
 @pytest.mark.parametrize("map_target, normal", [("signed", -1.0), ("unit", 0.0)])
 def test_map_target_range(tiny_data, map_target, normal):
     cfg = tiny_config()
-    cfg.model = dataclasses.replace(cfg.model, map_target=map_target)
-    cfg.train = dataclasses.replace(cfg.train, anomaly_probability=1.0)
+    cfg = cfg.changed(model=dict(map_target=map_target))
+    cfg = cfg.changed(train=dict(anomaly_probability=1.0))
     frames = TrainFrames.from_dataset(tiny_data, "avenue", cfg.model.input_size, progress=False)
     sample = TrainSamples(frames, cfg, ObjectBank.builtin())[5]
     target_map = sample["target"][3]
@@ -42,7 +42,7 @@ def test_map_target_range(tiny_data, map_target, normal):
 @pytest.mark.parametrize("rule", ["floor", "add"])
 def test_pasted_object_dominates_the_motion_weights(tiny_data, rule):
     cfg = tiny_config()
-    cfg.train = dataclasses.replace(cfg.train, anomaly_probability=1.0, anomaly_gradient=rule)
+    cfg = cfg.changed(train=dict(anomaly_probability=1.0, anomaly_gradient=rule))
     frames = TrainFrames.from_dataset(tiny_data, "avenue", cfg.model.input_size, progress=False)
     s = TrainSamples(frames, cfg, ObjectBank.builtin())[3]
     p = cfg.model.patch
@@ -54,7 +54,7 @@ def test_pasted_object_dominates_the_motion_weights(tiny_data, rule):
 
 def test_speed_pseudo_anomaly_plays_the_clip_faster_and_marks_the_movers(tiny_data):
     cfg = tiny_config()
-    cfg.train = dataclasses.replace(cfg.train, anomaly_probability=0.0, speed_probability=1.0, speed_factors=(3,))
+    cfg = cfg.changed(train=dict(anomaly_probability=0.0, speed_probability=1.0, speed_factors=(3,)))
     frames = TrainFrames.from_dataset(tiny_data, "avenue", cfg.model.input_size, progress=False)
     plain = TrainSamples(frames, dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, speed_probability=0)),
                          None)
@@ -75,8 +75,8 @@ def test_speed_pseudo_anomaly_plays_the_clip_faster_and_marks_the_movers(tiny_da
 
 def test_zoom_scales_one_window_of_every_frame_up_to_the_model_size(tiny_data):
     cfg = tiny_config()
-    cfg.train = dataclasses.replace(cfg.train, anomaly_probability=0.0, speed_probability=0.0,
-                                    zoom_probability=1.0, zoom_max=2.0)
+    cfg = cfg.changed(train=dict(anomaly_probability=0.0, speed_probability=0.0, zoom_probability=1.0,
+                                 zoom_max=2.0))
     frames = TrainFrames.from_dataset(tiny_data, "avenue", cfg.model.input_size, progress=False)
     zoomed = TrainSamples(frames, cfg, None)
     i = 60
@@ -99,7 +99,7 @@ def test_zoom_scales_one_window_of_every_frame_up_to_the_model_size(tiny_data):
 @pytest.mark.parametrize("loss", ["masked", "weighted"])
 def test_student_loss_masked_ignores_visible_tokens(tiny_data, loss):
     cfg = tiny_config()
-    cfg.train = dataclasses.replace(cfg.train, student_loss=loss)
+    cfg = cfg.changed(train=dict(student_loss=loss))
     frames = TrainFrames.from_dataset(tiny_data, "avenue", cfg.model.input_size, progress=False)
     ds = TrainSamples(frames, cfg, None)
     batch = torch.utils.data.default_collate([ds[i] for i in range(4)])

@@ -1,6 +1,5 @@
 """Two-stage training: loss falls, the teacher stays frozen, checkpoints are exact and safe, resume is exact."""
 
-import dataclasses
 import json
 
 import pytest
