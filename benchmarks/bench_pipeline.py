@@ -18,7 +18,10 @@ same frames splits the time into stages:
 
 The same run times the original architecture's forward alone (bench_model's
 ``baseline``: fp32, batch 32, one pass, random inputs) and gives the
-end-to-end frames/s as a multiple of it.
+end-to-end frames/s as a multiple of it. Then it times decoding alone (no
+model), of the clip and of the same frames as MPEG-4 (yuv420p, Avenue's codec):
+a bare PyAV loop against ``iter_frames``, as it runs here and with 2 colour
+conversion threads (``sdmae.data.video.DECODE_THREADS``, on where cores are plenty).
 
 Model-only throughput is the frames divided by the model stage; the headline
 ratio is end-to-end over model-only frames/s within the instrumented run (its
@@ -342,6 +345,42 @@ def print_streams(det: Detector, frames: np.ndarray, throughput: dict, trials: l
                       f, indent=1)
 
 
+def decode_rates(clips: dict[str, Path], frames_n: int, repeats: int) -> dict[str, dict[str, float]]:
+    """Decoding alone (no model), frames/s, round-robin, for each clip: a bare PyAV loop
+    (decode and RGB conversion in one thread, what sdmae did before), ``iter_frames``
+    as it runs here, and ``iter_frames`` with 2 conversion threads (what a machine
+    with 8+ cores gets)."""
+    import av
+
+    from sdmae.data import video
+
+    def pyav_default(path):
+        def run():
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                for frame in container.decode(stream):
+                    frame.to_ndarray(format="rgb24")
+        return run
+
+    def sdmae_with(path, threads: int):
+        def run():
+            saved, video.DECODE_THREADS = video.DECODE_THREADS, threads
+            try:
+                for _ in iter_frames(path):
+                    pass
+            finally:
+                video.DECODE_THREADS = saved
+        return run
+
+    variants = {"pyav_default": lambda p: pyav_default(p), "sdmae": lambda p: sdmae_with(p, video.DECODE_THREADS),
+                "sdmae_2_threads": lambda p: sdmae_with(p, 2)}
+    fns = {(clip, name): make(path) for clip, path in clips.items() for name, make in variants.items()}
+    timed = timeit_interleaved(fns, max(repeats, 5), warmup=1)
+    rates = {clip: {name: frames_n / timed[clip, name][0] for name in variants} for clip in clips}
+    return rates | {"threads": video.DECODE_THREADS}
+
+
 def baseline_fps(model: SDMAE, cfg, device: torch.device, batch: int, repeats: int) -> float:
     """The original architecture's forward alone (bench_model's baseline), fp32, random inputs -> frames/s."""
     from bench_model import baseline_forward
@@ -435,6 +474,8 @@ def main(argv=None):
         fps_fast = frames_n / timed["fast"][0]
         runs = [instrumented_run(det, path, device, args.maps) for _ in range(repeats)]
         original_fps = baseline_fps(model, cfg, device, 32, repeats)
+        mpeg4 = write_video(Path(tmp) / "clip_mpeg4.avi", frames, fps=25, codec="mpeg4")  # yuv420p, as Avenue's
+        decoding = decode_rates({"MJPEG": path, "MPEG-4 (yuv420p)": mpeg4}, frames_n, repeats)
 
     stages = {k: statistics.median(r[0].get(k, 0.0) for r in runs) for k in
               ("wait", "prepare", "model", "score", "maps", "other", "decode")}
@@ -461,6 +502,12 @@ def main(argv=None):
     print(f"| fast score / original model's forward alone | {fps_fast / original_fps:.2f}x |")
     print(f"| default ({cfg.score.test_masks} passes) cost / fast (1 pass) cost | {fps_fast / fps_e2e:.2f}x |")
     print(f"| frame scores vs plain float32 model, max relative difference | {rel:.1e} |")
+    for clip, rates in decoding.items():
+        if clip == "threads":
+            continue
+        print(f"| decode alone (no model), {clip}: bare PyAV loop / sdmae's iter_frames "
+              f"({decoding['threads']} conversion threads here) / with 2 conversion threads: frames/s | "
+              f"{rates['pyav_default']:.0f} / {rates['sdmae']:.0f} / {rates['sdmae_2_threads']:.0f} |")
     print("| stage | s (share of instrumented run) |")
     for k, v in stages.items():
         where = " (worker thread, overlapped)" if k == "decode" else ""
@@ -469,7 +516,7 @@ def main(argv=None):
         with open(args.json, "w") as f:
             json.dump(dict(preset=preset, frames=frames_n, batch=det.batch_size, e2e_s=e2e,
                            stages=stages, fps_e2e=fps_e2e, fps_model=fps_model, fps_original=original_fps,
-                           fps_fast=fps_fast,
+                           fps_fast=fps_fast, decoding=decoding,
                            threads=torch.get_num_threads(), torch=torch.__version__, fast=not args.plain,
                            precision=precision, maps=args.maps, rel_vs_plain=rel), f, indent=1)
 

@@ -193,6 +193,8 @@ def _open_live(source: Source) -> tuple[float | None, Iterator, Callable[[], Non
     directly: its timestamps pace the stream, and it opens the camera once."""
     import av
 
+    from .data.video import frame_to_rgb
+
     if source.kind == "device":
         container = av.open(source.target, format="v4l2")
     else:
@@ -208,7 +210,7 @@ def _open_live(source: Source) -> tuple[float | None, Iterator, Callable[[], Non
 
     def frames():
         for frame in container.decode(stream):
-            yield frame.to_ndarray(format="rgb24"), frame.time
+            yield frame_to_rgb(frame), frame.time
 
     return (float(rate) if rate else None), frames(), container.close
 

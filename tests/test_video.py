@@ -20,7 +20,8 @@ from sdmae.data import (
     write_frames,
     write_video,
 )
-from sdmae.data.video import CorruptFrameWarning, read_label_image, to_rgb
+from sdmae.data import video
+from sdmae.data.video import CorruptFrameWarning, ordered_map, read_label_image, to_rgb
 
 MAX_CODEC_ERROR = 8.0  # mean |decoded - written| in grey levels for the lossy codecs
 
@@ -31,6 +32,15 @@ def smooth_frames(rng, t=8, h=24, w=32):
     base = np.stack([yy * 255 / h, xx * 255 / w, (yy + xx) * 127 / (h + w)], axis=-1)
     frames = [np.roll(base, 2 * k, axis=1) + rng.normal(0, 2, base.shape) for k in range(t)]
     return np.clip(np.stack(frames), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(autouse=True, params=[0, 2], ids=["inline", "2 decode threads"])
+def decode_threads(request, monkeypatch):
+    """Every test runs with frames converted in the decoding thread (small machines) and
+    in worker threads (where cores are plenty): the frames, errors and warnings must not
+    depend on it."""
+    monkeypatch.setattr(video, "DECODE_THREADS", request.param)
+    return request.param
 
 
 @pytest.fixture
@@ -298,3 +308,32 @@ def test_prefetch_stops_and_closes_the_source_when_left_early():
             break
     assert closed.wait(5.0)
     assert not any(t.name == "sdmae-prefetch" and t.is_alive() for t in threading.enumerate())
+
+
+def test_ordered_map_keeps_order_raises_at_the_item_and_stops_early():
+    import threading
+    import time
+
+    def slow_square(x):
+        time.sleep(0.001 * (7 - x % 7))  # later items often finish first
+        if x == 13:
+            raise ValueError("item 13")
+        return x * x
+
+    assert list(ordered_map(slow_square, range(13), 3)) == [x * x for x in range(13)]
+    got = []
+    with pytest.raises(ValueError, match="item 13"):
+        for y in ordered_map(slow_square, range(20), 3):
+            got.append(y)
+    assert got == [x * x for x in range(13)]
+    started = []
+
+    def record(x):
+        started.append(x)
+        return x
+
+    it = ordered_map(record, iter(range(1000)), 2)
+    assert [next(it) for _ in range(3)] == [0, 1, 2]
+    it.close()  # stops the workers: the rest of the items is never read
+    assert len(started) < 10
+    assert not [t for t in threading.enumerate() if t.name.startswith("sdmae-decode")]
