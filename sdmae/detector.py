@@ -90,6 +90,7 @@ class Detector:
         self._target_buffer: torch.Tensor | None = None  # see _target_image
         self._pinned: torch.Tensor | None = None  # see _upload
         self._uploaded: Any = None  # CUDA event: the last copy out of _pinned
+        self._spec: tuple[Config, ScoreSpec] | None = None  # see score_spec
         self.calibrations: list[Calibration] = []  # the run's, one per score (default, fast)
         self.calibration: Calibration | None = None  # the one for this detector's score settings
 
@@ -246,7 +247,9 @@ class Detector:
     def score_spec(self) -> ScoreSpec:
         """The run's score rule (its ScoreConfig, patch, size and map target) as
         :func:`sdmae.kernels.score` takes it."""
-        return ScoreSpec.from_config(self.cfg)
+        if self._spec is None or self._spec[0] is not self.cfg:  # configs are frozen: one spec per config
+            self._spec = (self.cfg, ScoreSpec.from_config(self.cfg))
+        return self._spec[1]
 
     def _upload(self, frames: Any) -> torch.Tensor:
         """uint8 frames -> the GPU, through a reused pinned buffer (asynchronous copy).

@@ -475,7 +475,7 @@ def score(target: Any, teacher: Any, student: Any, weights: Any, spec: ScoreSpec
         if tuple(classification.shape) != (k, n):
             raise ValueError(f"classification must have shape (K, N) = {(k, n)}, got {tuple(classification.shape)}")
     if hidden is None:
-        hidden = np.zeros((k, n, spec.num_tokens), np.float32)
+        hidden = _nothing_hidden(k, n, spec.num_tokens, None)
     # the cheap half on the host: (K, N, L) values, whatever the backend
     token_error, token_discrepancy, frame = frame_scores(
         spec, _to_numpy(passes.error), _to_numpy(passes.discrepancy), _to_numpy(hidden), _to_numpy(weights),
@@ -528,11 +528,7 @@ def score_passes(target: Any, teacher: Any, student: Any, weights: Any, spec: Sc
     if tuple(student.shape) != tuple(teacher.shape):
         raise ValueError(f"student must have the shape of teacher {tuple(teacher.shape)}, got {tuple(student.shape)}")
     if hidden is None:
-        hidden = np.zeros((k, n, l), np.float32)
-        if _is_tensor(target):
-            import torch
-
-            hidden = torch.as_tensor(hidden, device=target.device)
+        hidden = _nothing_hidden(k, n, l, target.device if _is_tensor(target) else None)
     _check_array(hidden, "hidden", 3, "(K, N, L)", "float32")
     if tuple(hidden.shape) != (k, n, l):
         raise ValueError(f"hidden must have shape (K, N, L) = {(k, n, l)}, got {tuple(hidden.shape)}")
@@ -551,6 +547,17 @@ def score_passes(target: Any, teacher: Any, student: Any, weights: Any, spec: Sc
                         np.empty((n, h, w), np.float32) if with_maps else None)
         _C.score_passes(tg, te, st, hd, wt, _kernel_spec(_C, spec), *result)
     return Passes(*(_like(a, target) for a in result))
+
+
+def _nothing_hidden(k: int, n: int, l: int, device: Any) -> Any:
+    """The default ``hidden``: (K, N, L) float32 zeros (no pass hid anything), a NumPy
+    array, or a tensor on ``device``."""
+    hidden = np.zeros((k, n, l), np.float32)
+    if device is None:
+        return hidden
+    import torch
+
+    return torch.as_tensor(hidden, device=device)
 
 
 def _kernel_spec(module: Any, spec: ScoreSpec) -> Any:

@@ -285,6 +285,14 @@ def test_ubnormal(tmp_path, video_ext):
     assert [r.name for r in load_dataset(tmp_path, split="validation")] == ["normal_scene_2_scenario_3"]
 
 
+def test_ubnormal_in_a_wrapper_folder_with_and_without_the_layout_named(tmp_path):
+    make_ubnormal(tmp_path / "UBnormal")
+    assert detect_layout(tmp_path) == "ubnormal"
+    direct = [(r.name, r.source) for r in load_dataset(tmp_path / "UBnormal", "ubnormal", "test")]
+    assert direct and [(r.name, r.source) for r in load_dataset(tmp_path, "ubnormal", "test")] == direct
+    assert [(r.name, r.source) for r in load_dataset(tmp_path, split="test")] == direct
+
+
 def test_ubnormal_listed_video_missing(tmp_path):
     make_ubnormal(tmp_path, extra_listed="abnormal_scene_4_scenario_9\n")
     with pytest.raises(FileNotFoundError, match="abnormal_scene_4_scenario_9"):

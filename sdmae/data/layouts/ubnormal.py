@@ -210,6 +210,5 @@ def write(root: Path, clips: dict, fps: float) -> None:
         (scripts / fname).write_text("".join(n + "\n" for n in lst))
 
 
-# An explicit layout reads Scene*/ in the root it is given; only detection looks one folder down.
 UBNORMAL = Layout("ubnormal", "ubnormal (Scene*/ folders with videos)", detect, read, write,
-                  splits=("train", "test", "validation"), unwrap=False)
+                  splits=("train", "test", "validation"))
