@@ -27,6 +27,7 @@ CASES = [
     ("bench_memory.py", ["--presets", "tiny"], ["train (cold)", "train (warm)", "evaluate", "tiny"]),
     ("bench_accuracy.py", [], ["constant", "frame difference", "authors' recipe", "sdmae default",
                                "1 / 0 (default)"]),
+    ("bench_accuracy.py", ["--small-objects", "--scenes", "campus"], ["frame difference", "sdmae default"]),
 ]
 
 

@@ -110,3 +110,19 @@ def test_scenes_say_where_their_clips_are(monkeypatch, tmp_path):
     assert find_footage("skaters") == clip
     with pytest.raises(ValueError, match="unknown scene"):
         find_footage("moon")
+
+
+def test_the_small_object_set_throws_balls_smaller_than_people(footage):
+    clips = make_footage_clips(footage, split=0, seed=0, num_test=2, kinds=("ball",))
+    people = make_footage_clips(footage, split=0, seed=0, num_test=2, kinds=("running",))
+    for balls, runners in zip(clips["test"], people["test"]):
+        assert balls.events and {e["kind"] for e in balls.events} == {"ball"}
+        ball_area = max((balls.ids[t] > 0).sum() for t in np.nonzero(balls.labels)[0])
+        runner_area = max((runners.ids[t] > 0).sum() for t in np.nonzero(runners.labels)[0])
+        assert 0 < ball_area < runner_area / 4
+    assert len(clips["test"][0].events) == 2  # the first video is thrown at twice
+    # the default rotation is unchanged by the extra kind: dev sets written before stay valid
+    assert event_plan(4, 0, 0) == event_plan(4, 0, 0, FOOTAGE_KINDS)
+    assert {k for video in event_plan(4, 0, 0) for k, _ in video} == set(FOOTAGE_KINDS)
+    with pytest.raises(ValueError, match="kinds must name"):
+        event_plan(4, 0, 0, ("meteor",))

@@ -13,6 +13,12 @@ test videos whose anomalies look like the scene, because they are the scene:
               scene on a spinning parabola until it leaves the frame
 ``speedup``   everybody moves at 3x speed for a while (every third frame)
 
+and, for a separate small-object set (``kinds=("ball",)``), not in the rotation:
+
+``ball``      a ball, 12-20 % of a person's height (smaller than one token at
+              the usual model sizes), thrown across the scene at 6-9x walking
+              pace on a parabola
+
 People are found by background subtraction (a per-pixel median background)
 and followed from frame to frame by the overlap of their boxes; walking speed
 and sizes are measured on the footage, so the same code works on any clip of
@@ -41,7 +47,7 @@ from sdmae.data.devsets.writing import LabelledClip, up_to_date, write_dataset
 from sdmae.data.layouts import LAYOUTS
 from sdmae.data.video import read_video
 
-__all__ = ["FOOTAGE_KINDS", "SCENES", "Scene", "event_plan", "find_footage", "make_footage_dataset", "make_footage_clips"]
+__all__ = ["EVENT_KINDS", "FOOTAGE_KINDS", "SCENES", "Scene", "event_plan", "find_footage", "make_footage_dataset", "make_footage_clips"]
 
 FOOTAGE_KINDS = ("running", "cycling", "thrown", "speedup")
 POSITIONS = ("start", "middle", "end")
@@ -348,6 +354,29 @@ def _thrown(track: _Track, walk: float, H: int, W: int, rng) -> list[list[_Place
     return out
 
 
+def _ball(track: _Track, walk: float, H: int, W: int, rng) -> list[list[_Placement]]:
+    """A ball, 12-20 % of this person's height across, dark or light and lit from above,
+    thrown from one side at about head height along a parabola until it leaves the frame."""
+    pace = walk * track.height
+    d = max(3, int(round(rng.uniform(0.12, 0.2) * track.height)))
+    yy, xx = np.mgrid[:d, :d] - (d - 1) / 2
+    alpha = np.clip(d / 2 - np.hypot(yy, xx) + 0.5, 0.0, 1.0).astype(np.float32)
+    shade = float(rng.choice([45.0, 215.0]))
+    rgb = np.repeat((shade * (1.0 - 0.3 * (yy / d)))[..., None], 3, axis=2).astype(np.float32)
+    ball = _Sprite(rgb, alpha)
+    direction = rng.choice([-1, 1])
+    x = -d if direction > 0 else W + d
+    y = float(np.median(track.foot[:, 0])) - track.height * rng.uniform(0.8, 1.2)
+    vx, vy, g = direction * rng.uniform(6.0, 9.0) * pace, -rng.uniform(0.5, 1.5) * pace, 0.25 * pace
+    out = []
+    for k in range(400):
+        if not (-d < x < W + d and y < H + d) and k > 0:
+            break
+        out.append([_Placement(ball, y - d / 2, x - d / 2)])
+        x, y, vy = x + vx, y + vy, vy + g
+    return out
+
+
 def _rotate(s: _Sprite, degrees: float) -> _Sprite:
     rgb = ndi.rotate(s.rgb, degrees, axes=(1, 0), reshape=True, order=1)
     alpha = np.clip(ndi.rotate(s.alpha, degrees, axes=(1, 0), reshape=True, order=1), 0.0, 1.0)
@@ -369,7 +398,8 @@ def _paste(frame: np.ndarray, ids: np.ndarray, p: _Placement, oid: int) -> None:
     ids[y0:y1, x0:x1][a >= 0.5] = oid
 
 
-_SPRITE_KINDS = {"running": _running, "cycling": _cycling, "thrown": _thrown}
+_SPRITE_KINDS = {"running": _running, "cycling": _cycling, "thrown": _thrown, "ball": _ball}
+EVENT_KINDS = FOOTAGE_KINDS + ("ball",)  # what ``kinds`` may name
 SPEEDUP = 3  # the speed-up plays every third frame
 
 
@@ -429,13 +459,17 @@ def _render_test_video(frames: np.ndarray, source: range, people: _People, track
     return LabelledClip(np.clip(out + 0.5, 0, 255).astype(np.uint8), ids, events_out)
 
 
-def event_plan(num_test: int, seed: int, split: int) -> list[list[tuple[str, str]]]:
+def event_plan(num_test: int, seed: int, split: int,
+               kinds: tuple[str, ...] = FOOTAGE_KINDS) -> list[list[tuple[str, str]]]:
     """Two, one, two, one ... events per test video (about a third of the frames
-    abnormal). Kinds rotate, in an order drawn from (seed, split), and so do the
+    abnormal). ``kinds`` rotate, in an order drawn from (seed, split), and so do the
     places (start and end, middle, start and middle, end): anomalies sit at the
     start, the middle and the end of videos, where smoothing treats frames differently."""
-    order = np.random.default_rng([seed, split, 0xE7]).permutation(len(FOOTAGE_KINDS))
-    kinds = [FOOTAGE_KINDS[i] for i in order]
+    unknown = [k for k in kinds if k not in EVENT_KINDS]
+    if not kinds or unknown:
+        raise ValueError(f"kinds must name some of {EVENT_KINDS}, got {kinds!r}")
+    order = np.random.default_rng([seed, split, 0xE7]).permutation(len(kinds))
+    kinds = [kinds[i] for i in order]
     places = (("start", "end"), ("middle",), ("start", "middle"), ("end",))
     plan, k = [], 0
     for v in range(num_test):
@@ -459,7 +493,8 @@ def _shrink(frames: np.ndarray, width: int) -> np.ndarray:
 
 
 def make_footage_clips(frames: np.ndarray, *, split: int = 0, seed: int = 0, num_train: int = 2,
-                       num_test: int = 4, gap: int = 10, crowd: bool = False) -> dict[str, list[LabelledClip]]:
+                       num_test: int = 4, gap: int = 10, crowd: bool = False,
+                       kinds: tuple[str, ...] = FOOTAGE_KINDS) -> dict[str, list[LabelledClip]]:
     """Cut a fixed-camera clip into normal training videos and test videos with anomalies.
 
     Parameters
@@ -481,6 +516,8 @@ def make_footage_clips(frames: np.ndarray, *, split: int = 0, seed: int = 0, num
         strongest motion instead (:class:`_Patches`), a quarter of the frame high;
         an event lasts at most a third of its video (a short clip of slow skaters
         would otherwise be abnormal throughout).
+    kinds : the event kinds that rotate through the test videos (``("ball",)``: the
+        small-object set)
 
     Returns
     -------
@@ -513,7 +550,7 @@ def make_footage_clips(frames: np.ndarray, *, split: int = 0, seed: int = 0, num
         f = frames[part]
         clips["train"].append(LabelledClip(f, np.zeros(f.shape[:3], np.uint8), []))
     for part, events in zip(np.array_split(np.arange(test_part.start, test_part.stop), num_test),
-                            event_plan(num_test, seed, split)):
+                            event_plan(num_test, seed, split, kinds)):
         source = range(int(part[0]), int(part[-1]) + 1)
         local = range(source.start - test_part.start, source.stop - test_part.start)
         clips["test"].append(_render_test_video(frames[test_part.start: test_part.stop], local, people, tracks,
@@ -524,7 +561,7 @@ def make_footage_clips(frames: np.ndarray, *, split: int = 0, seed: int = 0, num
 def make_footage_dataset(footage: str | os.PathLike | np.ndarray, root: str | os.PathLike, *, split: int = 0,
                          seed: int = 0, layout: str = "avenue", width: int = 384, num_train: int = 2,
                          num_test: int = 4, fps: float | None = None, frame_step: int = 1, crowd: bool = False,
-                         overwrite: bool = False) -> Path:
+                         kinds: tuple[str, ...] = FOOTAGE_KINDS, overwrite: bool = False) -> Path:
     """Write a dev set cut from real footage in a benchmark's layout (see the module doc).
 
     Parameters
@@ -538,7 +575,7 @@ def make_footage_dataset(footage: str | os.PathLike | np.ndarray, root: str | os
     fps : frame rate written (default: the footage's divided by ``frame_step``, else 25)
     frame_step : keep every frame_step-th frame (2 for a film transferred at twice
         its frame rate, which repeats every frame)
-    crowd : see :func:`make_footage_clips`
+    crowd, kinds : see :func:`make_footage_clips`
 
     Returns
     -------
@@ -558,6 +595,8 @@ def make_footage_dataset(footage: str | os.PathLike | np.ndarray, root: str | os
               "num_train": int(num_train), "num_test": int(num_test), "fps": fps, "version": 1}
     if frame_step != 1 or crowd:  # keys absent otherwise: dev sets written before stay up to date
         params.update(frame_step=int(frame_step), crowd=bool(crowd))
+    if tuple(kinds) != FOOTAGE_KINDS:
+        params["kinds"] = list(kinds)
     if isinstance(footage, np.ndarray):
         params["footage_shape"] = list(footage.shape)
         params["footage_sum"] = int(footage[::7, ::7, ::7].astype(np.int64).sum())
@@ -565,5 +604,5 @@ def make_footage_dataset(footage: str | os.PathLike | np.ndarray, root: str | os
         return Path(root)
     frames = (footage if isinstance(footage, np.ndarray) else read_video(footage))[::frame_step]
     clips = make_footage_clips(_shrink(frames, width), split=split, seed=seed, num_train=num_train,
-                               num_test=num_test, crowd=crowd)
+                               num_test=num_test, crowd=crowd, kinds=tuple(kinds))
     return write_dataset(root, layout, clips, fps, params, _MARKER, "make_footage_dataset")
